@@ -1,0 +1,196 @@
+/**
+ * `node:http` adapter, and the response plumbing every `ServerResponse`-based framework
+ * (Express included) shares: the session is saved, and its cookie set, before the first
+ * byte of the response leaves — so a redirect right after login never races the write.
+ */
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import { SessionError } from '../errors.js'
+import { createSessions, patchVary, Sessions, type RequestSession, type ResponseDecision } from '../middleware.js'
+import type { Session, SessionData } from '../session.js'
+import type { Settings } from '../settings.js'
+
+type Args = unknown[]
+type Write = (...args: Args) => boolean
+
+/** Merge our `Set-Cookie`/`Vary` into headers passed straight to `writeHead(status, headers)`. */
+function mergeIntoHeadArgs(args: Args, decision: ResponseDecision): void {
+  const at = typeof args[1] === 'string' ? 2 : 1
+  const headers = args[at]
+  if (headers === undefined || headers === null) return
+  if (Array.isArray(headers)) {
+    // Raw form: [name, value, name, value, …] or [[name, value], …]; our values were set with setHeader and Node appends both.
+    return
+  }
+  const record = headers as OutgoingHttpHeaders
+  for (const name of Object.keys(record)) {
+    const lower = name.toLowerCase()
+    if (lower === 'set-cookie' && decision.setCookie) {
+      const existing = record[name]
+      const list = Array.isArray(existing) ? existing : existing === undefined ? [] : [String(existing)]
+      record[name] = [...list, decision.setCookie]
+      decision.setCookie = null
+    } else if (lower === 'vary' && decision.vary) {
+      record[name] = patchVary(record[name] as string | string[])
+      decision.vary = false
+    }
+  }
+}
+
+function applyDecision(res: ServerResponse, decision: ResponseDecision): void {
+  if (decision.vary) res.setHeader('Vary', patchVary(res.getHeader('Vary') as string | string[] | undefined))
+  if (decision.setCookie) {
+    const existing = res.getHeader('Set-Cookie')
+    res.setHeader(
+      'Set-Cookie',
+      existing === undefined ? decision.setCookie : [...(Array.isArray(existing) ? existing : [String(existing)]), decision.setCookie],
+    )
+  }
+}
+
+/**
+ * Load the request's session and hook `res` so that `writeHead`, `write` and `end` wait for
+ * the session to be saved. On a store failure or a session deleted meanwhile, the response
+ * the handler prepared is replaced by 503 / 400 with a short text body (and the error logged).
+ *
+ * For adapter authors: this is the whole of the `node:http` glue.
+ */
+export async function attachSession<T extends object = SessionData>(
+  sessions: Sessions<T>,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<RequestSession<T>> {
+  const state = await sessions.begin(req.headers.cookie)
+  const writeHead = res.writeHead as (...args: Args) => ServerResponse
+  const write = res.write as Write
+  const end = res.end as (...args: Args) => ServerResponse
+  let phase: 'open' | 'saving' | 'done' = 'open'
+  let head: Args | null = null
+  let writes: Args[] = []
+  let ending: Args | null = null
+
+  let failed = false
+
+  const flush = (): void => {
+    phase = 'done'
+    if (!failed) {
+      // Drop our own-property hooks: the prototype's methods take over for the rest of the response.
+      delete (res as Partial<ServerResponse>).writeHead
+      delete (res as Partial<ServerResponse>).write
+      delete (res as Partial<ServerResponse>).end
+    }
+    if (head) writeHead.apply(res, head)
+    for (const args of writes) write.apply(res, args)
+    writes = []
+    if (ending) end.apply(res, ending)
+  }
+
+  /** Replace the prepared response by the error's status; the handler's later writes are dropped. */
+  const fail = (error: unknown): void => {
+    failed = true
+    const status = error instanceof SessionError ? error.status : 500
+    if (!(error instanceof SessionError)) sessions.settings.logger.error('saving the session failed', error)
+    else if (status === 400) sessions.settings.logger.warn(error.message)
+    const body =
+      status === 400 ? 'Bad Request: the session ended in another request\n'
+      : status === 503 ? 'Service Unavailable: session store\n'
+      : 'Internal Server Error\n'
+    for (const name of res.getHeaderNames()) res.removeHeader(name)
+    res.setHeader('Content-Type', 'text/plain; charset=utf-8')
+    res.setHeader('Content-Length', Buffer.byteLength(body))
+    res.setHeader('Cache-Control', 'no-store')
+    head = [status]
+    writes = []
+    ending = [req.method === 'HEAD' ? undefined : body]
+  }
+
+  const commit = (): void => {
+    if (phase !== 'open') return
+    phase = 'saving'
+    const status = head ? Number(head[0]) : res.statusCode
+    sessions.end(state, status).then(
+      (decision) => {
+        if (head) mergeIntoHeadArgs(head, decision)
+        applyDecision(res, decision)
+      },
+      fail,
+    ).then(flush, (error: unknown) => {
+      sessions.settings.logger.error('sending the response failed', error)
+      res.destroy(error as Error)
+    })
+  }
+
+  res.writeHead = function writeHeadAfterSave(this: ServerResponse, ...args: Args) {
+    if (failed) return this
+    if (phase === 'done') return writeHead.apply(this, args)
+    head = args
+    commit()
+    return this
+  } as ServerResponse['writeHead']
+  res.write = function writeAfterSave(this: ServerResponse, ...args: Args) {
+    if (failed) return false
+    if (phase === 'done') return write.apply(this, args)
+    if (ending) return false
+    writes.push(args)
+    commit()
+    return true
+  } as ServerResponse['write']
+  res.end = function endAfterSave(this: ServerResponse, ...args: Args) {
+    if (failed) return this
+    if (phase === 'done') return end.apply(this, args)
+    if (ending) return this
+    ending = args
+    commit()
+    return this
+  } as ServerResponse['end']
+  return state
+}
+
+/** A `node:http` request with its session. */
+export interface SessionRequest<T extends object = SessionData> extends IncomingMessage {
+  session: Session<T>
+}
+
+/** A `node:http` request handler that receives `req.session`. */
+export type SessionHandler<T extends object = SessionData> = (req: SessionRequest<T>, res: ServerResponse) => unknown
+
+/** What {@link withSessions} returns: a request listener, plus the sessions it uses. */
+export interface SessionListener {
+  (req: IncomingMessage, res: ServerResponse): void
+  readonly sessions: Sessions<any>
+  close(): Promise<void>
+}
+
+/**
+ * Wrap a `node:http` request listener so that it gets `req.session`, with Django's
+ * `SessionMiddleware` behaviour. A store that is down answers 503; an error thrown by the
+ * handler answers 500 (no session save).
+ *
+ * ```ts
+ * http.createServer(withSessions(async (req, res) => {
+ *   req.session.set('visits', (req.session.get('visits') ?? 0) + 1)
+ *   res.end('hi')
+ * }, { secretKey: process.env.SECRET_KEY })).listen(8000)
+ * ```
+ */
+export function withSessions<T extends object = SessionData>(
+  handler: SessionHandler<T>,
+  settings: Partial<Settings> | Sessions<T>,
+): SessionListener {
+  const sessions = settings instanceof Sessions ? settings : createSessions<T>(settings)
+  const listener = (req: IncomingMessage, res: ServerResponse): void => {
+    attachSession(sessions, req, res).then(
+      async (state) => {
+        ;(req as SessionRequest<T>).session = state.session
+        await handler(req as SessionRequest<T>, res)
+      },
+    ).catch((error: unknown) => {
+      const status = error instanceof SessionError ? error.status : 500
+      if (!(error instanceof SessionError)) sessions.settings.logger.error('request handler failed', error)
+      if (res.headersSent) return void res.destroy()
+      res.statusCode = status
+      res.setHeader('Content-Type', 'text/plain; charset=utf-8')
+      res.end(status === 503 ? 'Service Unavailable: session store\n' : status === 400 ? 'Bad Request\n' : 'Internal Server Error\n')
+    })
+  }
+  return Object.assign(listener, { sessions, close: () => sessions.close() })
+}

@@ -1,0 +1,73 @@
+/**
+ * `session_data` as Django writes it: `signing.dumps(data, salt="django.contrib.sessions.SessionStore",
+ * compress=True)`, read back without a max age (the store's expiry rules instead).
+ */
+import { BadSignature } from './errors.js'
+import { TimestampSigner } from './signing.js'
+import type { Settings, SuspiciousEvent } from './settings.js'
+import type { SessionMap } from './engine.js'
+
+/** Django's salt for every built-in server-side store: `"django.contrib.sessions." + "SessionStore"`. */
+export const SESSION_STORE_SALT = 'django.contrib.sessions.SessionStore'
+
+/** Cap on the inflated size of stored session data (16 MiB): far above any real session, far below a bomb. */
+export const MAX_SESSION_DATA_BYTES = 16 * 1024 * 1024
+
+/** Encodes and decodes stored session data. */
+export interface SessionCodec {
+  /** Django: `SessionBase.encode(session_dict)`. */
+  encode(data: SessionMap): string
+  /**
+   * Django: `SessionBase.decode(session_data)`. Never throws: a bad signature is reported
+   * as `tampered` (and logged once as Django's "Session data corrupted"), an undecodable
+   * payload as `corrupt`; both give an empty `Map`.
+   */
+  decode(encoded: string, engine: string): SessionMap
+}
+
+/** Turn a decoded JSON object into session data, or `null` when it is not an object. */
+export function toSessionMap(value: unknown): SessionMap | null {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return null
+  return new Map(Object.entries(value))
+}
+
+/** Report a suspicious event to the logger and the `onSuspicious` hook, never with a key. */
+export function reportSuspicious(settings: Readonly<Settings>, event: SuspiciousEvent): void {
+  settings.logger.warn(`${event.kind === 'tampered' ? 'Session data corrupted' : 'Suspicious session'} (${event.kind}, engine ${event.engine}): ${event.detail}`)
+  if (settings.onSuspicious) {
+    try {
+      settings.onSuspicious(event)
+    } catch (error) {
+      settings.logger.error('onSuspicious hook threw', error)
+    }
+  }
+}
+
+/** The codec for `settings`, with the signer (and its derived keys) made once. */
+export function createCodec(settings: Readonly<Settings>, salt = SESSION_STORE_SALT): SessionCodec {
+  const signer = new TimestampSigner({
+    key: settings.secretKey,
+    salt,
+    fallbackKeys: [...settings.secretKeyFallbacks],
+    now: settings.now,
+  })
+  const serializer = settings.serializer
+  return {
+    encode: (data) => signer.signObject(data, { serializer, compress: true }),
+    decode(encoded, engine) {
+      try {
+        const map = toSessionMap(signer.unsignObject(encoded, { serializer, maxDecompressedBytes: MAX_SESSION_DATA_BYTES }))
+        if (map) return map
+        reportSuspicious(settings, { kind: 'corrupt', engine, detail: 'session data is not a JSON object' })
+      } catch (error) {
+        const tampered = error instanceof BadSignature
+        reportSuspicious(settings, {
+          kind: tampered ? 'tampered' : 'corrupt',
+          engine,
+          detail: tampered ? 'signature does not match' : `undecodable payload (${(error as Error).message})`,
+        })
+      }
+      return new Map()
+    },
+  }
+}

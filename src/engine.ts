@@ -1,0 +1,76 @@
+/**
+ * The storage interface every engine implements: Django's six `SessionBase` storage hooks
+ * (`exists`, `create`/`save`, `delete`, `load`, `clear_expired`), async, with the session
+ * held by `Session` and passed in as a `Map`.
+ */
+import type { Settings } from './settings.js'
+import type { SessionCodec } from './codec.js'
+
+/** Session data as engines see it: a `Map` in insertion order (a Python dict). */
+export type SessionMap = Map<string, unknown>
+
+/** What `save` needs besides the data. */
+export interface SaveOptions {
+  /** Create only: throw `CreateError` if the key is taken. Otherwise update only: throw `UpdateError` if the session is gone. */
+  mustCreate: boolean
+  /** When the session expires on the server (Django's `get_expiry_date()`). */
+  expireDate: Date
+  /** Seconds from now until then (Django's `get_expiry_age()`); may be ≤ 0. */
+  expiryAge: number
+}
+
+/** What `clearExpired` reports while it works. */
+export type ClearProgress = (deletedSoFar: number) => void
+
+/**
+ * A session store. One instance serves every request; it must be safe for concurrent use.
+ *
+ * Contract (Django's `SessionBase` hooks):
+ * - `load(key)` returns the stored data, or `null` when there is no live session under that
+ *   key (missing or expired). Undecodable data is an empty `Map` (the codec logs it), not an error.
+ *   Store failures (connection refused, disk error) throw.
+ * - `save(key, data, { mustCreate })` persists the session and returns the key the cookie must
+ *   carry (server-side engines return `key`; the signed-cookies engine returns the signed data).
+ *   With `mustCreate`, throw `CreateError` if the key exists; otherwise throw `UpdateError`
+ *   if it is gone: a session deleted meanwhile is never resurrected.
+ * - `exists(key)`: is there a session under that key.
+ * - `delete(key)`: remove it; a missing key is not an error.
+ * - `clearExpired(onProgress?)`: delete expired sessions and return how many, or `null`
+ *   when the engine expires sessions by itself (cache TTLs, signed cookies).
+ * - `close()`: release connections and handles; idempotent.
+ */
+export interface Engine {
+  /** A short name for logs and errors, e.g. `db:sqlite`. */
+  readonly name: string
+  /**
+   * Whether `key` is a key this engine could have issued. A malformed key from a client is
+   * never looked up. Default (server-side engines): 8 to 40 characters of `[a-z0-9]`.
+   */
+  validKey?(key: string): boolean
+  load(key: string): Promise<SessionMap | null>
+  exists(key: string): Promise<boolean>
+  save(key: string, data: SessionMap, options: SaveOptions): Promise<string>
+  delete(key: string): Promise<void>
+  clearExpired(onProgress?: ClearProgress): Promise<number | null>
+  /** Create what the engine needs in its store (the `django_session` table); idempotent. */
+  migrate?(): Promise<void>
+  close(): Promise<void>
+}
+
+/** What an engine factory receives. */
+export interface EngineContext {
+  /** The resolved, frozen settings. */
+  settings: Readonly<Settings>
+  /** Encodes and decodes `session_data` exactly as Django's `SessionBase.encode/decode`. */
+  codec: SessionCodec
+}
+
+/** Builds an engine; may be async (opening a database). Plug a custom engine in as `settings.engine`. */
+export type EngineFactory = (context: EngineContext) => Engine | Promise<Engine>
+
+const SERVER_KEY = /^[a-z0-9]{8,40}$/
+
+/** The default key check of server-side engines: 8 to 40 characters of `[a-z0-9]`. */
+export function isServerKey(key: string): boolean {
+  return SERVER_KEY.test(key)
+}

@@ -1,0 +1,129 @@
+/**
+ * The errors sessionkit throws. Every one extends {@link SessionError} and carries a
+ * stable `code`; assert on the class or the code, never on the message.
+ *
+ * Django keeps these names in `django.core.signing`, `django.contrib.sessions.backends.base`
+ * and `django.contrib.sessions.exceptions`; the names are kept so users find them.
+ */
+
+/** Base class of every sessionkit error. `code` is stable across versions. */
+export class SessionError extends Error {
+  readonly code: string
+  /** The HTTP status an adapter answers with when this error escapes a request. */
+  readonly status: number
+
+  constructor(message: string, code: string, status = 500, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = new.target.name
+    this.code = code
+    this.status = status
+  }
+}
+
+/** A signature did not verify. Django: `django.core.signing.BadSignature`. */
+export class BadSignature extends SessionError {
+  constructor(message = 'Signature does not match', code = 'ERR_BAD_SIGNATURE') {
+    super(message, code, 400)
+  }
+}
+
+/** A timestamped signature is older than `maxAge`. Django: `signing.SignatureExpired`. */
+export class SignatureExpired extends BadSignature {
+  constructor(message: string) {
+    super(message, 'ERR_SIGNATURE_EXPIRED')
+  }
+}
+
+/**
+ * A signed payload verified but could not be decoded (bad base64, bad zlib, bad JSON, or
+ * a compressed payload that inflates past the cap). Django swallows these silently.
+ */
+export class BadPayload extends SessionError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, 'ERR_BAD_PAYLOAD', 400, options)
+  }
+}
+
+/** `save({ mustCreate: true })` found the key taken. Django: `backends.base.CreateError`. */
+export class CreateError extends SessionError {
+  constructor(message = 'A session with this key already exists') {
+    super(message, 'ERR_SESSION_CREATE')
+  }
+}
+
+/** An update found the stored session gone. Django: `backends.base.UpdateError`. */
+export class UpdateError extends SessionError {
+  constructor(message = 'The session no longer exists in the store') {
+    super(message, 'ERR_SESSION_UPDATE')
+  }
+}
+
+/**
+ * The session was deleted by a concurrent request (a logout in another tab) while this
+ * request ran; answered with 400 and never recreated. Django: `SessionInterrupted`.
+ */
+export class SessionInterrupted extends SessionError {
+  constructor(
+    message = "The request's session was deleted before the request completed. " +
+      'The user may have logged out in a concurrent request, for example.',
+  ) {
+    super(message, 'ERR_SESSION_INTERRUPTED', 400)
+  }
+}
+
+/** A session key with characters outside `[a-z0-9]`. Django: `InvalidSessionKey`. */
+export class InvalidSessionKey extends SessionError {
+  constructor(message = 'Invalid characters in session key') {
+    super(message, 'ERR_INVALID_SESSION_KEY', 400)
+  }
+}
+
+/** A setting is missing or invalid. Thrown at start-up. Django: `ImproperlyConfigured`. */
+export class ImproperlyConfigured extends SessionError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, 'ERR_IMPROPERLY_CONFIGURED', 500, options)
+  }
+}
+
+/** A signed-cookie session would exceed what a browser keeps (4096 bytes for name and value). */
+export class SessionTooLarge extends SessionError {
+  readonly size: number
+  constructor(size: number, limit: number) {
+    super(
+      `sessionkit: the signed session cookie would be ${size} bytes (name and value), ` +
+        `over the ${limit}-byte limit browsers keep; store less in the session or use a server-side engine`,
+      'ERR_SESSION_TOO_LARGE',
+    )
+    this.size = size
+  }
+}
+
+/**
+ * The session store failed (connection refused, timeout, disk error). Adapters answer 503
+ * and log it: a store that is down never turns into a silent logout.
+ */
+export class StoreUnavailable extends SessionError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, 'ERR_STORE_UNAVAILABLE', 503, options)
+  }
+}
+
+/**
+ * A synchronous accessor was used on a lazy session before it was loaded.
+ */
+export class SessionNotLoaded extends SessionError {
+  constructor() {
+    super(
+      'sessionkit: the session is lazy and not loaded yet; `await req.session.load()` first, ' +
+        'or use the awaited accessors (aget, aset, …), or turn off the `lazy` option',
+      'ERR_SESSION_NOT_LOADED',
+    )
+  }
+}
+
+/** The engine does not support an operation. Django raises `NotImplementedError`. */
+export class NotSupported extends SessionError {
+  constructor(message: string) {
+    super(message, 'ERR_NOT_SUPPORTED')
+  }
+}

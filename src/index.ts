@@ -1,0 +1,21 @@
+/**
+ * sessionkit: Django's session framework (`django.contrib.sessions`) for Node.js.
+ *
+ * ```ts
+ * import { createSessions, fromEnv } from 'sessionkit'
+ * import { sessions } from 'sessionkit/express'
+ * ```
+ */
+export { Session, newSessionKey, VALID_KEY_CHARS, TEST_COOKIE_NAME, TEST_COOKIE_VALUE } from './session.js'
+export type { SessionData, SessionKey, SessionBackend, ExpiryOptions } from './session.js'
+export { Sessions, createSessions, patchVary } from './middleware.js'
+export type { RequestSession, ResponseDecision } from './middleware.js'
+export { resolveSettings, fromEnv, defaults, redactUrl } from './settings.js'
+export type { Settings, EngineName, SameSite, Logger, SuspiciousEvent } from './settings.js'
+export type { Engine, EngineContext, EngineFactory, SaveOptions, SessionMap, ClearProgress } from './engine.js'
+export { isServerKey } from './engine.js'
+export { createCodec, SESSION_STORE_SALT } from './codec.js'
+export type { SessionCodec } from './codec.js'
+export { JSONSerializer } from './serializers.js'
+export type { Serializer } from './serializers.js'
+export * from './errors.js'

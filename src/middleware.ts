@@ -1,0 +1,213 @@
+/**
+ * The framework-neutral middleware core: Django's `SessionMiddleware`. Adapters hand it the
+ * request's `Cookie` header and the response status; it decides when to load, save, set or
+ * delete the cookie, and nothing else does.
+ */
+import { parseCookie } from 'cookie'
+import { SessionError, SessionInterrupted, StoreUnavailable, UpdateError } from './errors.js'
+import { createCodec, reportSuspicious } from './codec.js'
+import { resolveSettings, type Settings } from './settings.js'
+import { Session, type SessionBackend, type SessionData } from './session.js'
+import { createEngine } from './engines/index.js'
+import type { Engine } from './engine.js'
+
+/** Django's deletion date for cookies. */
+const EPOCH = 'Thu, 01 Jan 1970 00:00:00 GMT'
+
+/** One request's session, as the core tracks it between `begin` and `end`. */
+export interface RequestSession<T extends object = SessionData> {
+  readonly session: Session<T>
+  /** The request carried a cookie with the session cookie's name (valid or not). */
+  readonly hadCookie: boolean
+}
+
+/** What the adapter must write on the response. */
+export interface ResponseDecision {
+  /** Add `Cookie` to `Vary` (see {@link patchVary}). */
+  vary: boolean
+  /** A `Set-Cookie` header value to append, or `null`. */
+  setCookie: string | null
+}
+
+/**
+ * `Vary` with `Cookie` added unless present (case-insensitive); `*` stays `*`.
+ * Django: `patch_vary_headers(response, ("Cookie",))`.
+ */
+export function patchVary(existing: string | readonly string[] | number | undefined | null): string {
+  if (existing === undefined || existing === null || existing === '') return 'Cookie'
+  const fields = (Array.isArray(existing) ? existing.join(',') : String(existing))
+    .split(',')
+    .map((f) => f.trim())
+    .filter(Boolean)
+  if (fields.includes('*')) return '*'
+  if (fields.some((f) => f.toLowerCase() === 'cookie')) return fields.join(', ')
+  return [...fields, 'Cookie'].join(', ')
+}
+
+/**
+ * The sessions of one application: settings, engine, and the request/response logic.
+ * Make one with {@link createSessions} and share it; adapters wrap it.
+ */
+export class Sessions<T extends object = SessionData> implements SessionBackend {
+  readonly settings: Readonly<Settings>
+  #engine: Engine | null = null
+  readonly #ready: Promise<Engine>
+  readonly #setCookieHead: string
+  readonly #setCookieTail: string
+  readonly #deleteCookie: string
+
+  constructor(settings: Partial<Settings> | Readonly<Settings>) {
+    this.settings = Object.isFrozen(settings) && 'now' in settings ? (settings as Readonly<Settings>) : resolveSettings(settings)
+    const s = this.settings
+    const made = createEngine(s, createCodec(s))
+    if (made instanceof Promise) {
+      this.#ready = made.then((engine) => (this.#engine = engine))
+      // Reported by ready() and by requests; keep an unobserved rejection from crashing the process.
+      this.#ready.catch(() => undefined)
+    } else {
+      this.#engine = made
+      this.#ready = Promise.resolve(made)
+    }
+    // Attribute order is Django's (Python's Morsel sorts them): Domain, expires, HttpOnly, Max-Age, Path, SameSite, Secure.
+    const domain = s.cookieDomain === null ? '' : `; Domain=${s.cookieDomain}`
+    const sameSite = s.cookieSameSite === false ? '' : `; SameSite=${s.cookieSameSite}`
+    const partitioned = s.cookiePartitioned ? '; Partitioned' : ''
+    this.#setCookieHead = domain
+    this.#setCookieTail = `; Path=${s.cookiePath}${sameSite}${s.cookieSecure ? '; Secure' : ''}${partitioned}`
+    // Django's delete_cookie: no HttpOnly; Secure for __Secure-/__Host- names or SameSite=None
+    // (and here also when cookieSecure is on); Partitioned must match or the browser keeps the cookie.
+    const deleteSecure = s.cookieSecure || /^__(Secure|Host)-/.test(s.cookieName) || s.cookieSameSite === 'None'
+    this.#deleteCookie =
+      `${s.cookieName}=""${domain}; expires=${EPOCH}; Max-Age=0; Path=${s.cookiePath}${sameSite}` +
+      `${deleteSecure ? '; Secure' : ''}${partitioned}`
+  }
+
+  /** The engine, or `null` while an asynchronous engine is still opening. */
+  get engine(): Engine | null {
+    return this.#engine
+  }
+
+  /** Resolves to the engine once it is open; rejects with the reason it could not open. */
+  ready(): Promise<Engine> {
+    return this.#ready
+  }
+
+  /** A session on `key` (or a new one), outside any request: for scripts and tests. Django: `SessionStore(key)`. */
+  session(key?: string | null): Session<T> {
+    return new Session<T>(this, key)
+  }
+
+  /** Create the engine's storage (the `django_session` table); idempotent. Django: `manage.py migrate`. */
+  async migrate(): Promise<void> {
+    const engine = await this.#ready
+    await engine.migrate?.()
+  }
+
+  /** Delete expired sessions. Django: `clearsessions`. */
+  async clearExpired(onProgress?: (deleted: number) => void): Promise<number | null> {
+    return (await this.#ready).clearExpired(onProgress)
+  }
+
+  /** Close the engine (pools, handles). */
+  async close(): Promise<void> {
+    const engine = await this.#ready.catch(() => null)
+    await engine?.close()
+  }
+
+  /** The session cookie's value in a `Cookie` header; first one wins; spaces and tabs trimmed. */
+  cookieValue(cookieHeader: string | null | undefined): string | undefined {
+    if (!cookieHeader || !cookieHeader.includes(this.settings.cookieName)) return undefined
+    return parseCookie(cookieHeader)[this.settings.cookieName]
+  }
+
+  /**
+   * Start a request: read the session cookie and, unless `lazy`, load the session when there
+   * is one (a request without a session cookie costs no store round trip). Store failures
+   * become `StoreUnavailable` (503), logged. Django: `process_request`.
+   */
+  async begin(cookieHeader: string | null | undefined): Promise<RequestSession<T>> {
+    const value = this.cookieValue(cookieHeader)
+    const hadCookie = value !== undefined
+    if (this.#engine === null) await this.#wrap(this.#ready, 'open')
+    const session = new Session<T>(this, value)
+    if (hadCookie && session.sessionKey === null && value !== '') {
+      reportSuspicious(this.settings, { kind: 'malformed-key', engine: this.#engine!.name, detail: `cookie value of ${value.length} characters is not a session key` })
+    }
+    if (session.sessionKey !== null && !this.settings.lazy) {
+      await this.#wrap(session.load(), 'load', session.sessionKey)
+      if (session.sessionKey === null) {
+        reportSuspicious(this.settings, { kind: 'unknown-key', engine: this.#engine!.name, detail: 'no live session under the cookie key' })
+      }
+    }
+    return { session, hadCookie }
+  }
+
+  /**
+   * Finish a request: Django's `process_response`. Decides `Vary: Cookie`, deletes the cookie
+   * of an emptied session, and saves a modified (or, with `saveEveryRequest`, any) non-empty
+   * session and sets its cookie — unless `status` ≥ 500. A session deleted meanwhile by a
+   * concurrent request throws `SessionInterrupted` (400); a store failure `StoreUnavailable` (503).
+   */
+  async end(request: RequestSession<T>, status: number): Promise<ResponseDecision> {
+    const { session, hadCookie } = request
+    const accessed = session.accessed
+    const modified = session.modified
+    let empty = session.isEmpty()
+    if (!empty && (modified || this.settings.saveEveryRequest) && status < 500) {
+      // Django loads here too (get_expire_at_browser_close); an unknown key becomes empty, and
+      // unlike Django nothing is then created for it.
+      if (!session.isLoaded) await this.#wrap(session.load(), 'load', session.sessionKey)
+      empty = session.isEmpty()
+    }
+    if (hadCookie && empty) return { vary: true, setCookie: this.#deleteCookie }
+    if (!(modified || this.settings.saveEveryRequest) || empty || status >= 500) {
+      return { vary: accessed, setCookie: null }
+    }
+    const browserClose = session.getExpireAtBrowserClose()
+    const previousKey = session.sessionKey
+    try {
+      await session.save()
+    } catch (error) {
+      if (error instanceof UpdateError) throw new SessionInterrupted()
+      throw this.#storeError(error, 'save', previousKey)
+    }
+    const key = session.sessionKey!
+    let expiry = ''
+    if (!browserClose) {
+      const maxAge = session.getExpiryAge()
+      const expires = new Date(this.settings.now() + maxAge * 1000).toUTCString()
+      expiry = `; expires=${expires}${this.settings.cookieHttpOnly ? '; HttpOnly' : ''}; Max-Age=${maxAge}`
+    } else if (this.settings.cookieHttpOnly) {
+      expiry = '; HttpOnly'
+    }
+    return { vary: true, setCookie: `${this.settings.cookieName}=${key}${this.#setCookieHead}${expiry}${this.#setCookieTail}` }
+  }
+
+  async #wrap<R>(promise: Promise<R>, what: string, key?: string | null): Promise<R> {
+    try {
+      return await promise
+    } catch (error) {
+      throw this.#storeError(error, what, key)
+    }
+  }
+
+  /** `key` is cut out of the message: a store's error may quote it, and logs never get a key. */
+  #storeError(error: unknown, what: string, key?: string | null): unknown {
+    if (error instanceof SessionError && !(error instanceof StoreUnavailable)) return error
+    const redact = (text: string): string => (key ? text.split(key).join('<session key>') : text)
+    const name = this.#engine?.name ?? String(this.settings.engine)
+    const reason = redact(error instanceof Error ? error.message : String(error))
+    const wrapped = error instanceof StoreUnavailable ? error : new StoreUnavailable(`sessionkit: session store ${name} failed to ${what}: ${reason}`, { cause: error })
+    this.settings.logger.error(redact(wrapped.message))
+    return wrapped
+  }
+}
+
+/**
+ * Validate `settings` (Django's defaults fill the rest), open the engine and return the
+ * sessions of the app. Throws `ImproperlyConfigured` at once on a bad setting; an engine
+ * that opens asynchronously reports failure through `ready()` and every request.
+ */
+export function createSessions<T extends object = SessionData>(settings: Partial<Settings> | Readonly<Settings>): Sessions<T> {
+  return new Sessions<T>(settings)
+}

@@ -1,0 +1,532 @@
+/**
+ * `Session`: the dict-like object of Django's `SessionBase`, with Django's semantics for
+ * `accessed`, `modified`, expiry and the storage lifecycle.
+ */
+import { randomBytes } from 'node:crypto'
+import { CreateError, SessionNotLoaded } from './errors.js'
+import { isServerKey, type Engine, type SaveOptions, type SessionMap } from './engine.js'
+import type { Settings } from './settings.js'
+
+/**
+ * The shape of session data. Open by default; narrow it for the whole app by declaration
+ * merging, or per use with `Session<{ … }>`:
+ *
+ * ```ts
+ * declare module 'sessionkit' {
+ *   interface SessionData { username: string; cart: string[] }
+ * }
+ * ```
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-interface
+export interface SessionData {
+  [key: string]: unknown
+}
+
+/** The keys of `T` that can be session keys. */
+export type SessionKey<T> = Extract<keyof T, string>
+
+/** What a session needs from its surroundings: the engine and the resolved settings. */
+export interface SessionBackend {
+  readonly settings: Readonly<Settings>
+  /** The engine, once ready; `ready()` resolves to it. */
+  readonly engine: Engine | null
+  ready(): Promise<Engine>
+}
+
+/** Django: `VALID_KEY_CHARS`. */
+export const VALID_KEY_CHARS = 'abcdefghijklmnopqrstuvwxyz0123456789'
+/** Django's reserved key holding a per-session expiry. */
+export const EXPIRY_KEY = '_session_expiry'
+/** Django: `TEST_COOKIE_NAME`, `TEST_COOKIE_VALUE`. */
+export const TEST_COOKIE_NAME = 'testcookie'
+export const TEST_COOKIE_VALUE = 'worked'
+
+const CREATE_ATTEMPTS = 10
+
+/**
+ * A new session key: 32 characters of `[a-z0-9]` (about 165 bits) from the CSPRNG, drawn
+ * by rejection sampling so that no character is likelier than another (no modulo bias).
+ * Django: `get_random_string(32, VALID_KEY_CHARS)`.
+ */
+export function newSessionKey(): string {
+  let key = ''
+  while (key.length < 32) {
+    const bytes = randomBytes(48)
+    for (let i = 0; i < bytes.length && key.length < 32; i++) {
+      const b = bytes[i]!
+      // 252 = 7 × 36: bytes 252..255 would favour the first four characters; drop them.
+      if (b < 252) key += VALID_KEY_CHARS[b % 36]
+    }
+  }
+  return key
+}
+
+/** Python's `datetime.isoformat()` of an aware UTC datetime: `2030-01-02T03:04:05.678000+00:00`. */
+export function toPythonIso(date: Date): string {
+  const iso = date.toISOString() // 2030-01-02T03:04:05.678Z
+  const ms = date.getUTCMilliseconds()
+  return iso.slice(0, 19) + (ms === 0 ? '' : `.${String(ms).padStart(3, '0')}000`) + '+00:00'
+}
+
+const ISO = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?(Z|[+-]\d{2}:?\d{2}(?::?\d{2})?)?$/
+
+/**
+ * Parse what Python's `datetime.fromisoformat` reads (the subset Django writes). A value
+ * without an offset is taken as UTC. Returns milliseconds, or `NaN` when unreadable.
+ */
+export function parsePythonIso(value: string): number {
+  const m = ISO.exec(value)
+  if (!m) return Number.NaN
+  const [, y, mo, d, h, mi, s, frac, tz] = m
+  let ms = Date.UTC(+y!, +mo! - 1, +d!, +h!, +mi!, s ? +s : 0, frac ? Math.floor(+frac.padEnd(6, '0') / 1000) : 0)
+  if (tz && tz !== 'Z') {
+    const sign = tz[0] === '-' ? -1 : 1
+    const digits = tz.slice(1).replace(/:/g, '')
+    ms -= sign * ((+digits.slice(0, 2) * 60 + +digits.slice(2, 4)) * 60 + (+digits.slice(4, 6) || 0)) * 1000
+  }
+  return ms
+}
+
+/** Options of `getExpiryAge` / `getExpiryDate`, as Django's `**kwargs`. */
+export interface ExpiryOptions {
+  /** The time of the last modification (default: now). */
+  modification?: Date | number
+  /** Use this expiry instead of the stored `_session_expiry`. */
+  expiry?: number | string | Date | null
+}
+
+/**
+ * A visitor's session: Django's `SessionBase`. Data is held in a prototype-free `Map`, so
+ * `__proto__`, `constructor`, `get` and `save` are ordinary keys.
+ *
+ * Synchronous accessors need the data in memory. Adapters load it before the handler runs
+ * whenever the request carries a session cookie; with the `lazy` setting, call
+ * `await session.load()` first or use the awaited twins (`aget`, `aset`, …), as Django 5's
+ * async API. A sync accessor on a session that is not loaded throws `SessionNotLoaded`.
+ */
+export class Session<T extends object = SessionData> {
+  /** Set by every access to the data. Django: `accessed`. The middleware adds `Vary: Cookie` when true. */
+  accessed = false
+  /**
+   * Set by every change. Django: `modified`. Mutating a nested value does not set it:
+   * set `session.modified = true` yourself, as in Django.
+   */
+  modified = false
+
+  readonly #backend: SessionBackend
+  #key: string | null
+  #data: SessionMap | null = null
+  #loading: Promise<void> | null = null
+
+  /**
+   * A session on `key`, not loaded yet. A key the engine could not have issued (for server
+   * engines: not 8–40 characters of `[a-z0-9]`) is dropped: it is never looked up or adopted.
+   * Django: `SessionStore(session_key)`.
+   */
+  constructor(backend: SessionBackend, key?: string | null) {
+    this.#backend = backend
+    this.#key = key && Session.#validKey(backend, key) ? key : null
+  }
+
+  static #validKey(backend: SessionBackend, key: string): boolean {
+    const engine = backend.engine
+    return engine?.validKey ? engine.validKey(key) : isServerKey(key)
+  }
+
+  /** The session key, `null` until the session is saved or when it was not found. Read-only. Django: `session_key`. */
+  get sessionKey(): string | null {
+    return this.#key
+  }
+
+  /** Whether the data has been loaded into memory. */
+  get isLoaded(): boolean {
+    return this.#data !== null
+  }
+
+  #engine(): Promise<Engine> | Engine {
+    return this.#backend.engine ?? this.#backend.ready()
+  }
+
+  #now(): number {
+    return this.#backend.settings.now()
+  }
+
+  /** The data, marking the session accessed. Django: `_get_session()`. */
+  #session(): SessionMap {
+    this.accessed = true
+    if (this.#data === null) {
+      if (this.#key !== null) throw new SessionNotLoaded()
+      this.#data = new Map()
+    }
+    return this.#data
+  }
+
+  /**
+   * Read the session from the store, once; later calls return at once. An unknown or expired
+   * key leaves an empty session with no key: a fresh key is made on the next save, and
+   * nothing is written now (Django CVE-2015-5143). Does not mark the session accessed.
+   * Django: the lazy load behind `_get_session()`.
+   */
+  load(): Promise<void> {
+    if (this.#data !== null) return Promise.resolve()
+    if (this.#key === null) {
+      this.#data = new Map()
+      return Promise.resolve()
+    }
+    this.#loading ??= this.#load(this.#key).finally(() => {
+      this.#loading = null
+    })
+    return this.#loading
+  }
+
+  async #load(key: string): Promise<void> {
+    const engine = await this.#engine()
+    const data = await engine.load(key)
+    if (this.#data !== null) return // cleared or replaced while the store answered
+    if (data === null) this.#key = null
+    this.#data = data ?? new Map()
+  }
+
+  /** The value under `key`, or `defaultValue` (default `undefined`). Django: `get(key, default=None)`. */
+  get<K extends SessionKey<T>>(key: K): T[K] | undefined
+  get<K extends SessionKey<T>, D>(key: K, defaultValue: D): Exclude<T[K], undefined> | D
+  get(key: string, defaultValue?: unknown): unknown {
+    const data = this.#session()
+    return data.has(key) ? data.get(key) : defaultValue
+  }
+
+  /** Store `value` (any JSON-serialisable value) under `key`. Django: `session[key] = value`. */
+  set<K extends SessionKey<T>>(key: K, value: T[K]): void {
+    if (value === undefined) {
+      throw new TypeError(`sessionkit: cannot store undefined under ${JSON.stringify(key)}; use session.delete(key)`)
+    }
+    this.#session().set(key, value)
+    this.modified = true
+  }
+
+  /**
+   * Remove `key`; returns whether it was there. Sets `modified` only if it was.
+   * Django: `del session[key]` (which raises `KeyError` for a missing key; this returns `false`, as `Map#delete`).
+   */
+  delete(key: SessionKey<T>): boolean {
+    const removed = this.#session().delete(key)
+    if (removed) this.modified = true
+    return removed
+  }
+
+  /** Whether `key` is set. Django: `key in session`. */
+  has(key: SessionKey<T>): boolean {
+    return this.#session().has(key)
+  }
+
+  /** The keys, in insertion order. Django: `keys()`. */
+  keys(): SessionKey<T>[] {
+    return [...this.#session().keys()] as SessionKey<T>[]
+  }
+
+  /** The values, in insertion order. Django: `values()`. */
+  values(): T[SessionKey<T>][] {
+    return [...this.#session().values()] as T[SessionKey<T>][]
+  }
+
+  /** `[key, value]` pairs, in insertion order. Django: `items()`. */
+  entries(): [SessionKey<T>, T[SessionKey<T>]][] {
+    return [...this.#session().entries()] as [SessionKey<T>, T[SessionKey<T>]][]
+  }
+
+  /**
+   * Remove `key` and return its value, or `defaultValue` when absent. `modified` is set only
+   * when the key was there. Django: `pop(key[, default])` (a missing key without a default
+   * raises `KeyError` there; here it returns `undefined`).
+   */
+  pop<K extends SessionKey<T>>(key: K): T[K] | undefined
+  pop<K extends SessionKey<T>, D>(key: K, defaultValue: D): Exclude<T[K], undefined> | D
+  pop(key: string, defaultValue?: unknown): unknown {
+    const data = this.#session()
+    if (!data.has(key)) return defaultValue
+    const value = data.get(key)
+    data.delete(key)
+    this.modified = true
+    return value
+  }
+
+  /** The value under `key`; if absent, store `value` and return it (only then is `modified` set). Django: `setdefault`. */
+  setDefault<K extends SessionKey<T>>(key: K, value: T[K]): T[K] {
+    const data = this.#session()
+    if (data.has(key)) return data.get(key) as T[K]
+    this.set(key, value)
+    return value
+  }
+
+  /** Store every entry of `values`; always sets `modified`, even for `{}`. Django: `update(dict)`. */
+  update(values: Partial<T> | Iterable<readonly [SessionKey<T>, T[SessionKey<T>]]>): void {
+    const data = this.#session()
+    const pairs = Symbol.iterator in values ? values : Object.entries(values)
+    for (const [key, value] of pairs as Iterable<readonly [string, unknown]>) {
+      if (value === undefined) throw new TypeError(`sessionkit: cannot store undefined under ${JSON.stringify(key)}`)
+      data.set(key, value)
+    }
+    this.modified = true
+  }
+
+  /** Empty the session without reading the store. Sets `accessed` and `modified`. Django: `clear()`. */
+  clear(): void {
+    this.#data = new Map()
+    this.accessed = true
+    this.modified = true
+  }
+
+  /** True when the session has no key and no data. Does not load. Django: `is_empty()`. */
+  isEmpty(): boolean {
+    return this.#key === null && (this.#data === null || this.#data.size === 0)
+  }
+
+  /** Django: `set_test_cookie()`. */
+  setTestCookie(): void {
+    this.#session().set(TEST_COOKIE_NAME, TEST_COOKIE_VALUE)
+    this.modified = true
+  }
+
+  /** Django: `test_cookie_worked()`. */
+  testCookieWorked(): boolean {
+    return this.#session().get(TEST_COOKIE_NAME) === TEST_COOKIE_VALUE
+  }
+
+  /** Django: `delete_test_cookie()` (a missing test cookie is not an error here). */
+  deleteTestCookie(): void {
+    if (this.#session().delete(TEST_COOKIE_NAME)) this.modified = true
+  }
+
+  /**
+   * Set this session's expiry, stored in `_session_expiry` as Django stores it:
+   * - a number of seconds `N` > 0 (or < 0): expires `N` seconds after the last save (sliding);
+   * - `0`: the cookie expires when the browser closes (the server keeps `cookieAge`);
+   * - a `Date`: a fixed point in time, stored as Python's ISO format (Django ≥ 4.1);
+   * - `null`: back to the global policy (`cookieAge`, `expireAtBrowserClose`).
+   * Django: `set_expiry(value)`.
+   */
+  setExpiry(value: number | Date | null): void {
+    if (value === null) {
+      this.#session()
+      this.delete(EXPIRY_KEY as SessionKey<T>)
+      return
+    }
+    let stored: number | string
+    if (value instanceof Date) {
+      if (Number.isNaN(value.getTime())) throw new TypeError('sessionkit: setExpiry() got an invalid Date')
+      stored = toPythonIso(value)
+    } else if (typeof value === 'number' && Number.isSafeInteger(value)) {
+      stored = value
+    } else {
+      throw new TypeError(`sessionkit: setExpiry() takes whole seconds, a Date or null, got ${String(value)}`)
+    }
+    this.#session().set(EXPIRY_KEY, stored)
+    this.modified = true
+  }
+
+  #expiry(options: ExpiryOptions): unknown {
+    return 'expiry' in options ? options.expiry : this.#session().get(EXPIRY_KEY)
+  }
+
+  /**
+   * Seconds until the session expires, counted from `modification` (default now), floored as
+   * Django does. `0` or no expiry gives `cookieAge`. Django: `get_expiry_age(**kwargs)`.
+   */
+  getExpiryAge(options: ExpiryOptions = {}): number {
+    const modification = toMillis(options.modification ?? this.#now())
+    const expiry = this.#expiry(options)
+    const cookieAge = this.#backend.settings.cookieAge
+    if (!expiry) return cookieAge
+    if (typeof expiry === 'number') return expiry
+    const at = expiry instanceof Date ? expiry.getTime() : typeof expiry === 'string' ? parsePythonIso(expiry) : Number.NaN
+    if (Number.isNaN(at)) return cookieAge
+    return Math.floor((at - modification) / 1000)
+  }
+
+  /** When the session expires. Django: `get_expiry_date(**kwargs)`. */
+  getExpiryDate(options: ExpiryOptions = {}): Date {
+    const modification = toMillis(options.modification ?? this.#now())
+    const expiry = this.#expiry(options)
+    if (expiry instanceof Date) return expiry
+    if (typeof expiry === 'string') {
+      const at = parsePythonIso(expiry)
+      if (!Number.isNaN(at)) return new Date(at)
+    }
+    const seconds = typeof expiry === 'number' && expiry !== 0 ? expiry : this.#backend.settings.cookieAge
+    return new Date(modification + seconds * 1000)
+  }
+
+  /** Whether the cookie should expire when the browser closes. Django: `get_expire_at_browser_close()`. */
+  getExpireAtBrowserClose(): boolean {
+    const expiry = this.#session().get(EXPIRY_KEY)
+    if (expiry === undefined || expiry === null) return this.#backend.settings.expireAtBrowserClose
+    return expiry === 0
+  }
+
+  #saveOptions(mustCreate: boolean): SaveOptions {
+    const now = this.#now()
+    return {
+      mustCreate,
+      expireDate: this.getExpiryDate({ modification: now }),
+      expiryAge: this.getExpiryAge({ modification: now }),
+    }
+  }
+
+  /**
+   * Persist the session. Without a key, create one (a fresh random key, retried on the
+   * rare collision). With `mustCreate`, throw `CreateError` if the key exists; otherwise
+   * throw `UpdateError` if the stored session is gone (never resurrect a deleted session).
+   *
+   * Django: `SessionBase.save(must_create=False)`.
+   */
+  async save(mustCreate = false): Promise<void> {
+    if (this.#key === null) return this.#create()
+    if (!mustCreate) await this.load()
+    const data = this.#data ?? new Map()
+    this.#data = data
+    this.accessed = true
+    const engine = await this.#engine()
+    this.#key = await engine.save(this.#key, data, this.#saveOptions(mustCreate))
+  }
+
+  /** Save under a new random key, retrying on collision. Django: `create()`. */
+  async #create(): Promise<void> {
+    const previous = this.#key
+    try {
+      for (let attempt = 0; attempt < CREATE_ATTEMPTS; attempt++) {
+        this.#key = newSessionKey()
+        try {
+          await this.save(true)
+        } catch (error) {
+          if (error instanceof CreateError) continue
+          throw error
+        }
+        this.modified = true
+        return
+      }
+    } catch (error) {
+      this.#key = previous
+      throw error
+    }
+    this.#key = previous
+    throw new CreateError(`sessionkit: no free session key after ${CREATE_ATTEMPTS} attempts; the store keeps answering that keys exist`)
+  }
+
+  /** Whether a session exists under `key`. Django: `exists(session_key)`. */
+  async exists(key: string): Promise<boolean> {
+    return (await this.#engine()).exists(key)
+  }
+
+  /**
+   * Delete the stored session under `key` (default: this session's key); a no-op without a
+   * key. The in-memory data is left alone; `flush()` is the logout. Django: `SessionBase.delete(session_key=None)`.
+   */
+  async destroy(key?: string): Promise<void> {
+    const target = key ?? this.#key
+    if (target === null || target === undefined) return
+    await (await this.#engine()).delete(target)
+  }
+
+  /**
+   * Log out: empty the session, delete it from the store and drop the key; the middleware
+   * then deletes the cookie. Django: `flush()`.
+   */
+  async flush(): Promise<void> {
+    this.clear()
+    await this.destroy()
+    this.#key = null
+  }
+
+  /**
+   * Keep the data under a new key and delete the old one: call it on login (session-fixation
+   * defence). Django: `cycle_key()`.
+   */
+  async cycleKey(): Promise<void> {
+    await this.load()
+    const data = this.#session()
+    const previous = this.#key
+    await this.#create()
+    this.#data = data
+    if (previous !== null) {
+      const engine = await this.#engine()
+      if (previous !== this.#key) await engine.delete(previous)
+    }
+  }
+
+  /** Delete expired sessions from the store; the count, or `null` where the engine expires them itself. Django: `clear_expired()`. */
+  async clearExpired(): Promise<number | null> {
+    return (await this.#engine()).clearExpired()
+  }
+
+  /** Awaited `get`: loads first. Django 5.1: `aget`. */
+  async aget<K extends SessionKey<T>>(key: K): Promise<T[K] | undefined>
+  async aget<K extends SessionKey<T>, D>(key: K, defaultValue: D): Promise<Exclude<T[K], undefined> | D>
+  async aget(key: string, defaultValue?: unknown): Promise<unknown> {
+    await this.load()
+    return (this.get as (k: string, d?: unknown) => unknown)(key, defaultValue)
+  }
+
+  /** Awaited `set`. Django 5.1: `aset`. */
+  async aset<K extends SessionKey<T>>(key: K, value: T[K]): Promise<void> {
+    await this.load()
+    this.set(key, value)
+  }
+
+  /** Awaited `has`. Django 5.1: `ahas_key`. */
+  async ahas(key: SessionKey<T>): Promise<boolean> {
+    await this.load()
+    return this.has(key)
+  }
+
+  /** Awaited `delete`. */
+  async adelete(key: SessionKey<T>): Promise<boolean> {
+    await this.load()
+    return this.delete(key)
+  }
+
+  /** Awaited `pop`. Django 5.1: `apop`. */
+  async apop<K extends SessionKey<T>>(key: K, ...defaultValue: [] | [T[K]]): Promise<T[K] | undefined> {
+    await this.load()
+    return (this.pop as (k: string, ...d: unknown[]) => T[K] | undefined)(key, ...defaultValue)
+  }
+
+  /** Awaited `setDefault`. Django 5.1: `asetdefault`. */
+  async asetDefault<K extends SessionKey<T>>(key: K, value: T[K]): Promise<T[K]> {
+    await this.load()
+    return this.setDefault(key, value)
+  }
+
+  /** Awaited `update`. Django 5.1: `aupdate`. */
+  async aupdate(values: Partial<T>): Promise<void> {
+    await this.load()
+    this.update(values)
+  }
+
+  /** Awaited `keys`. Django 5.1: `akeys`. */
+  async akeys(): Promise<SessionKey<T>[]> {
+    await this.load()
+    return this.keys()
+  }
+
+  /** Awaited `values`. Django 5.1: `avalues`. */
+  async avalues(): Promise<T[SessionKey<T>][]> {
+    await this.load()
+    return this.values()
+  }
+
+  /** Awaited `entries`. Django 5.1: `aitems`. */
+  async aentries(): Promise<[SessionKey<T>, T[SessionKey<T>]][]> {
+    await this.load()
+    return this.entries()
+  }
+
+  /** Awaited `setExpiry`. Django 5.1: `aset_expiry`. */
+  async asetExpiry(value: number | Date | null): Promise<void> {
+    await this.load()
+    this.setExpiry(value)
+  }
+}
+
+function toMillis(value: Date | number): number {
+  return typeof value === 'number' ? value : value.getTime()
+}
