@@ -33,7 +33,8 @@ export function toSessionMap(value: unknown): SessionMap | null {
 
 /** Report a suspicious event to the logger and the `onSuspicious` hook, never with a key. */
 export function reportSuspicious(settings: Readonly<Settings>, event: SuspiciousEvent): void {
-  settings.logger.warn(`${event.kind === 'tampered' ? 'Session data corrupted' : 'Suspicious session'} (${event.kind}, engine ${event.engine}): ${event.detail}`)
+  // An unknown key is mostly an expired session coming back: the hook hears of it, the log does not.
+  if (event.kind !== 'unknown-key') settings.logger.warn(`${event.kind === 'tampered' ? 'Session data corrupted' : 'Suspicious session'} (${event.kind}, engine ${event.engine}): ${event.detail}`)
   if (settings.onSuspicious) {
     try {
       settings.onSuspicious(event)

@@ -43,6 +43,12 @@ export interface Engine {
   /** A short name for logs and errors, e.g. `db:sqlite`. */
   readonly name: string
   /**
+   * `true` when the cookie carries the data itself (signed cookies): there is no server-side
+   * record, so an unreadable cookie is reported by the engine (tampered or corrupt) and an
+   * expired one is not suspicious. Default `false`.
+   */
+  readonly clientSide?: boolean
+  /**
    * Whether `key` is a key this engine could have issued. A malformed key from a client is
    * never looked up. Default (server-side engines): 8 to 40 characters of `[a-z0-9]`.
    */

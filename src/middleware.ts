@@ -57,7 +57,8 @@ export class Sessions<T extends object = SessionData> implements SessionBackend 
   readonly #deleteCookie: string
 
   constructor(settings: Partial<Settings> | Readonly<Settings>) {
-    this.settings = Object.isFrozen(settings) && 'now' in settings ? (settings as Readonly<Settings>) : resolveSettings(settings)
+    // Always validated: a frozen object is not necessarily a resolved one. Resolving resolved settings is cheap and idempotent.
+    this.settings = resolveSettings(settings)
     const s = this.settings
     const made = createEngine(s, createCodec(s))
     if (made instanceof Promise) {
@@ -135,7 +136,7 @@ export class Sessions<T extends object = SessionData> implements SessionBackend 
     }
     if (session.sessionKey !== null && !this.settings.lazy) {
       await this.#wrap(session.load(), 'load', session.sessionKey)
-      if (session.sessionKey === null) {
+      if (session.sessionKey === null && !this.#engine!.clientSide) {
         reportSuspicious(this.settings, { kind: 'unknown-key', engine: this.#engine!.name, detail: 'no live session under the cookie key' })
       }
     }

@@ -3,7 +3,7 @@
  * `accessed`, `modified`, expiry and the storage lifecycle.
  */
 import { randomBytes } from 'node:crypto'
-import { CreateError, SessionNotLoaded } from './errors.js'
+import { CreateError, SessionNotLoaded, UpdateError } from './errors.js'
 import { isServerKey, type Engine, type SaveOptions, type SessionMap } from './engine.js'
 import type { Settings } from './settings.js'
 
@@ -381,7 +381,11 @@ export class Session<T extends object = SessionData> {
    */
   async save(mustCreate = false): Promise<void> {
     if (this.#key === null) return this.#create()
-    if (!mustCreate) await this.load()
+    if (!mustCreate) {
+      await this.load()
+      // The key was unknown or expired: Django's forced UPDATE fails the same way. Never resurrect.
+      if (this.#key === null) throw new UpdateError()
+    }
     const data = this.#data ?? new Map()
     this.#data = data
     this.accessed = true
@@ -454,8 +458,8 @@ export class Session<T extends object = SessionData> {
   }
 
   /** Delete expired sessions from the store; the count, or `null` where the engine expires them itself. Django: `clear_expired()`. */
-  async clearExpired(): Promise<number | null> {
-    return (await this.#engine()).clearExpired()
+  async clearExpired(onProgress?: (deleted: number) => void): Promise<number | null> {
+    return (await this.#engine()).clearExpired(onProgress)
   }
 
   /** Awaited `get`: loads first. Django 5.1: `aget`. */

@@ -77,7 +77,11 @@ export interface Settings {
   secretKeyFallbacks: readonly string[]
   /** The `db` engine's database: `sqlite:///relative.db`, `sqlite:////abs.db`, `sqlite::memory:`, `postgres://…`, `mysql://…`. Default `sqlite:///db.sqlite3`. Django: `DATABASES`. */
   databaseUrl: string
-  /** The Redis server for the `cache`/`cached_db` engines, when used. Default `null`. */
+  /**
+   * The Redis server for the `cache`/`cached_db` engines, when used: it backs the `'default'`
+   * cache alias when `caches` has none (through ioredis, an optional peer dependency;
+   * `sessions.ready()` rejects if it cannot connect). Default `null`.
+   */
   redisUrl: string | null
   /**
    * Load the session only when the handler asks (`await session.load()` or the awaited
@@ -244,7 +248,11 @@ export function resolveSettings(input: Partial<Settings> = {}): Readonly<Setting
     )
   }
   if (!Array.isArray(s.secretKeyFallbacks) || s.secretKeyFallbacks.some((k) => typeof k !== 'string' || k === '')) {
-    fail('secretKeyFallbacks', 'an array of non-empty strings', s.secretKeyFallbacks)
+    // Never echo the value: it holds secrets.
+    const bad = Array.isArray(s.secretKeyFallbacks)
+      ? `an array whose entry ${s.secretKeyFallbacks.findIndex((k) => typeof k !== 'string' || k === '')} is ${describeEntry(s.secretKeyFallbacks.find((k) => typeof k !== 'string' || k === ''))}`
+      : `a value of type ${typeof s.secretKeyFallbacks}`
+    throw new ImproperlyConfigured(`sessionkit: secretKeyFallbacks must be an array of non-empty strings, got ${bad}`)
   }
   if (typeof s.databaseUrl !== 'string' || !/^(sqlite|postgres|postgresql|mysql|mariadb):/.test(s.databaseUrl)) {
     fail('databaseUrl', 'a URL starting with sqlite:, postgres:, postgresql:, mysql: or mariadb:', redactUrl(String(s.databaseUrl)))
@@ -261,6 +269,10 @@ export function resolveSettings(input: Partial<Settings> = {}): Readonly<Setting
   return Object.freeze(s)
 }
 
+function describeEntry(entry: unknown): string {
+  return entry === '' ? 'an empty string' : `of type ${entry === null ? 'null' : typeof entry}`
+}
+
 function stripUndefined<T extends object>(o: T): Partial<T> {
   const out: Partial<T> = {}
   for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v
@@ -269,7 +281,9 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
 
 /** A URL with its password replaced by `***`, for error messages and logs. */
 export function redactUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)[^@/]*@/i, '$1***@')
+  // The user information ends at the last "@" before the path, query or fragment (WHATWG URL),
+  // so a password may itself contain "@" or ":".
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#]*:)[^/?#]*@/i, '$1***@')
 }
 
 const ENV_ENGINE_PREFIX = 'django.contrib.sessions.backends.'
@@ -296,7 +310,12 @@ function envList(raw: string | undefined): string[] | undefined {
   if (raw === undefined || raw.trim() === '') return undefined
   const trimmed = raw.trim()
   if (trimmed.startsWith('[')) {
-    const parsed: unknown = JSON.parse(trimmed)
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(trimmed)
+    } catch {
+      parsed = null // the message must not quote the value: it holds secrets
+    }
     if (Array.isArray(parsed) && parsed.every((x) => typeof x === 'string')) return parsed
     throw new ImproperlyConfigured('sessionkit: environment variable SECRET_KEY_FALLBACKS must be a JSON array of strings or a comma-separated list')
   }

@@ -4,7 +4,7 @@
  * byte of the response leaves — so a redirect right after login never races the write.
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
-import { SessionError } from '../errors.js'
+import { SessionError, StoreUnavailable } from '../errors.js'
 import { createSessions, patchVary, Sessions, type RequestSession, type ResponseDecision } from '../middleware.js'
 import type { Session, SessionData } from '../session.js'
 import type { Settings } from '../settings.js'
@@ -18,7 +18,25 @@ function mergeIntoHeadArgs(args: Args, decision: ResponseDecision): void {
   const headers = args[at]
   if (headers === undefined || headers === null) return
   if (Array.isArray(headers)) {
-    // Raw form: [name, value, name, value, …] or [[name, value], …]; our values were set with setHeader and Node appends both.
+    // Raw form [name, value, name, value, …]: Node (20) applies each pair with setHeader, so a
+    // Set-Cookie or Vary pair would replace what applyDecision set. Merge into the last pair of
+    // each name instead, which is the one that wins.
+    const raw = headers as unknown[]
+    const last = (wanted: string): number => {
+      for (let i = raw.length - 2; i >= 0; i -= 2) if (String(raw[i]).toLowerCase() === wanted) return i + 1
+      return -1
+    }
+    const cookieAt = decision.setCookie ? last('set-cookie') : -1
+    if (cookieAt !== -1) {
+      const existing = raw[cookieAt]
+      raw[cookieAt] = [...(Array.isArray(existing) ? existing.map(String) : [String(existing)]), decision.setCookie]
+      decision.setCookie = null
+    }
+    const varyAt = decision.vary ? last('vary') : -1
+    if (varyAt !== -1) {
+      raw[varyAt] = patchVary(raw[varyAt] as string | string[])
+      decision.vary = false
+    }
     return
   }
   const record = headers as OutgoingHttpHeaders
@@ -88,8 +106,9 @@ export async function attachSession<T extends object = SessionData>(
   const fail = (error: unknown): void => {
     failed = true
     const status = error instanceof SessionError ? error.status : 500
-    if (!(error instanceof SessionError)) sessions.settings.logger.error('saving the session failed', error)
-    else if (status === 400) sessions.settings.logger.warn(error.message)
+    // The core has logged a StoreUnavailable already; everything else is logged here.
+    if (status === 400 && error instanceof SessionError) sessions.settings.logger.warn(error.message)
+    else if (!(error instanceof StoreUnavailable)) sessions.settings.logger.error('saving the session failed', error)
     const body =
       status === 400 ? 'Bad Request: the session ended in another request\n'
       : status === 503 ? 'Service Unavailable: session store\n'
@@ -185,7 +204,8 @@ export function withSessions<T extends object = SessionData>(
       },
     ).catch((error: unknown) => {
       const status = error instanceof SessionError ? error.status : 500
-      if (!(error instanceof SessionError)) sessions.settings.logger.error('request handler failed', error)
+      // The core has logged a StoreUnavailable already.
+      if (!(error instanceof StoreUnavailable)) sessions.settings.logger.error('request handler failed', error)
       if (res.headersSent) return void res.destroy()
       res.statusCode = status
       res.setHeader('Content-Type', 'text/plain; charset=utf-8')

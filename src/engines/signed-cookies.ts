@@ -51,6 +51,7 @@ export function signedCookiesEngine({ settings }: EngineContext): Engine {
 
   return {
     name,
+    clientSide: true,
     validKey: (key) => key.length <= COOKIE_SIZE_LIMIT && SIGNED_VALUE.test(key),
     async load(key) {
       try {

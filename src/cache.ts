@@ -1,0 +1,93 @@
+/**
+ * The cache the `cache` and `cached_db` engines keep sessions in: a small async key-value
+ * interface with expiry (Django: the `CACHES` backend under `SESSION_CACHE_ALIAS`), and the
+ * resolution of `settings.cacheAlias` to one.
+ *
+ * What is stored is the codec's signed session string, not the raw data: Django's cache
+ * backend pickles the dict (a Node process cannot share that cache with Django anyway),
+ * and a signed value means whoever can write to the cache cannot inject session data.
+ */
+import { ImproperlyConfigured } from './errors.js'
+import type { Settings } from './settings.js'
+import { memoryCache } from './drivers/memory.js'
+import { redisCacheFromUrl } from './drivers/redis.js'
+
+/**
+ * A cache of strings with a time to live. Keys are session keys; a driver may put its own
+ * prefix in front of them (the Redis driver does).
+ *
+ * Contract:
+ * - `ttlSeconds` is whole seconds (fractions are floored); a value ≤ 0 writes nothing: `set`
+ *   deletes the key, `replace` deletes it and returns whether it was there, `add` returns
+ *   whether the key was free. Django's cache does the same with a timeout ≤ 0.
+ * - `add` writes only if the key is absent (Redis `SET NX`); `replace` only if present (`SET XX`).
+ *   Each is one atomic operation: there is no window between the check and the write.
+ * - An expired entry is absent for every method.
+ * - Failures (connection refused, timeout) reject; a missing key is never an error.
+ */
+export interface SessionCache {
+  /** A short name for logs and the engine's name: `memory`, `redis`. */
+  readonly name: string
+  /** The stored string, or `null` when the key is missing or expired. */
+  get(key: string): Promise<string | null>
+  /** Store `value` for `ttlSeconds`, whether or not the key exists. */
+  set(key: string, value: string, ttlSeconds: number): Promise<void>
+  /** Store only if the key is absent; `false` when it exists. Redis: `SET k v EX ttl NX`. */
+  add(key: string, value: string, ttlSeconds: number): Promise<boolean>
+  /** Store only if the key exists; `false` when it is missing. Redis: `SET k v EX ttl XX`. */
+  replace(key: string, value: string, ttlSeconds: number): Promise<boolean>
+  /** Remove the key; a missing key is not an error. */
+  delete(key: string): Promise<void>
+  /** Whether a live entry exists under the key. */
+  has(key: string): Promise<boolean>
+  /**
+   * Resolves once the cache answers; rejects with a message naming the server (never its
+   * password). Engines await it for caches they create themselves. Optional.
+   */
+  ready?(): Promise<void>
+  /** Release connections. Engines call it only for caches they created. Idempotent. */
+  close(): Promise<void>
+}
+
+/**
+ * Whole seconds of a time to live, floored as Django's cache does (`int(timeout)`); ≤ 0 means
+ * "already expired". A non-finite value is a programming error.
+ */
+export function ttlToSeconds(ttlSeconds: number): number {
+  if (typeof ttlSeconds !== 'number' || !Number.isFinite(ttlSeconds)) {
+    throw new TypeError(`sessionkit: a cache time to live must be a finite number of seconds, got ${String(ttlSeconds)}`)
+  }
+  return Math.floor(ttlSeconds)
+}
+
+/** The cache an engine uses, and whether the engine made it (and so must close it). */
+export interface ResolvedCache {
+  cache: SessionCache
+  /** `true` when made from `redisUrl` or the in-process default; `false` for a cache from `settings.caches`. */
+  owned: boolean
+}
+
+/**
+ * The cache `settings.cacheAlias` names (Django: `caches[SESSION_CACHE_ALIAS]`):
+ * 1. `settings.caches[cacheAlias]` when present: the user's cache, which the engine never closes;
+ * 2. for the alias `'default'` only: a Redis cache on `settings.redisUrl` when set (ioredis,
+ *    an optional peer), else an in-process LRU ({@link memoryCache}), as Django's default
+ *    `LocMemCache` — per process, so wrong behind a load balancer or a Node cluster;
+ * 3. any other alias that is missing: `ImproperlyConfigured` (Django: `InvalidCacheBackendError`).
+ */
+export function resolveCache(settings: Readonly<Settings>): ResolvedCache {
+  const alias = settings.cacheAlias
+  const configured = Object.hasOwn(settings.caches, alias) ? settings.caches[alias] : undefined
+  if (configured) return { cache: configured, owned: false }
+  if (alias !== 'default') {
+    const known = Object.keys(settings.caches)
+    throw new ImproperlyConfigured(
+      `sessionkit: cacheAlias ${JSON.stringify(alias)} is not in caches` +
+        ` (configured: ${known.length ? known.map((k) => JSON.stringify(k)).join(', ') : 'none'})`,
+    )
+  }
+  if (settings.redisUrl !== null) {
+    return { cache: redisCacheFromUrl(settings.redisUrl, { logger: settings.logger }), owned: true }
+  }
+  return { cache: memoryCache({ now: settings.now }), owned: true }
+}

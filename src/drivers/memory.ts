@@ -1,0 +1,101 @@
+/**
+ * An in-process LRU cache: Django's `LocMemCache`, the default cache when nothing else is
+ * configured.
+ *
+ * Each process has its own sessions. That is fine for one process; behind a load balancer
+ * or with Node's `cluster` module a visitor is logged out whenever a request lands on
+ * another process, and every restart logs everyone out. Use Redis there.
+ */
+import { ImproperlyConfigured } from '../errors.js'
+import { ttlToSeconds, type SessionCache } from '../cache.js'
+
+/** Options of {@link memoryCache}. */
+export interface MemoryCacheOptions {
+  /** The most entries kept; the least recently read or written goes first. Default `10000` (Django's `MAX_ENTRIES` is 300). */
+  maxEntries?: number
+  /** The clock entries expire by, in milliseconds. Default `Date.now`; pass `settings.now`. */
+  now?: () => number
+}
+
+interface Entry {
+  value: string
+  /** When it expires, in the clock's milliseconds. */
+  expiresAt: number
+}
+
+/**
+ * A cache in this process's memory, bounded by entry count (least recently used evicted
+ * first, using the `Map`'s insertion order) and expiring each entry on read by the injected
+ * clock. `has` does not count as a use.
+ *
+ * @example
+ * ```ts
+ * createSessions({ engine: 'cache', caches: { default: memoryCache({ maxEntries: 50_000 }) }, … })
+ * ```
+ */
+export function memoryCache(options: MemoryCacheOptions = {}): SessionCache {
+  const maxEntries = options.maxEntries ?? 10_000
+  if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) {
+    throw new ImproperlyConfigured(`sessionkit: memoryCache maxEntries must be a whole number ≥ 1, got ${String(maxEntries)}`)
+  }
+  const now = options.now ?? Date.now
+  if (typeof now !== 'function') throw new ImproperlyConfigured('sessionkit: memoryCache now must be a function returning milliseconds')
+  const entries = new Map<string, Entry>()
+
+  /** The live entry under `key`; an expired one is dropped. */
+  function live(key: string): Entry | undefined {
+    const entry = entries.get(key)
+    if (entry === undefined) return undefined
+    if (entry.expiresAt <= now()) {
+      entries.delete(key)
+      return undefined
+    }
+    return entry
+  }
+
+  function write(key: string, value: string, seconds: number): void {
+    entries.delete(key) // re-inserted last: most recently used
+    if (seconds <= 0) return
+    entries.set(key, { value, expiresAt: now() + seconds * 1000 })
+    while (entries.size > maxEntries) {
+      const oldest = entries.keys().next()
+      if (oldest.done) break
+      entries.delete(oldest.value)
+    }
+  }
+
+  return {
+    name: 'memory',
+    async get(key) {
+      const entry = live(key)
+      if (entry === undefined) return null
+      entries.delete(key)
+      entries.set(key, entry)
+      return entry.value
+    },
+    async set(key, value, ttlSeconds) {
+      write(key, value, ttlToSeconds(ttlSeconds))
+    },
+    async add(key, value, ttlSeconds) {
+      const seconds = ttlToSeconds(ttlSeconds)
+      if (live(key) !== undefined) return false
+      write(key, value, seconds)
+      return true
+    },
+    async replace(key, value, ttlSeconds) {
+      const seconds = ttlToSeconds(ttlSeconds)
+      if (live(key) === undefined) return false
+      write(key, value, seconds)
+      return true
+    },
+    async delete(key) {
+      entries.delete(key)
+    },
+    async has(key) {
+      return live(key) !== undefined
+    },
+    async close() {
+      entries.clear()
+    },
+  }
+}

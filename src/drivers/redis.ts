@@ -1,0 +1,308 @@
+/**
+ * A {@link SessionCache} on Redis, over the client the application already has: an
+ * **ioredis** `Redis` or `Cluster`, or a **node-redis** (v4+) client or cluster. Both
+ * libraries are optional peer dependencies; nothing here imports them, except
+ * {@link redisCacheFromUrl}, which loads ioredis when it is called.
+ *
+ * Keys are `<prefix><session key>` with no separator, as Django's cache session backend
+ * builds them (`KEY_PREFIX = "django.contrib.sessions.cache"`). Django's cache layer adds
+ * `:1:` in front, and stores a pickled dict; sessionkit stores the signed session string,
+ * so the two cannot share entries anyway.
+ *
+ * Every method is one Redis command (one round trip): `GET`, `SET … EX`, `SET … EX NX`,
+ * `SET … EX XX`, `DEL`, `EXISTS`. A single key per command, so Redis Cluster routes each.
+ */
+import { createRequire } from 'node:module'
+import { ImproperlyConfigured, StoreUnavailable } from '../errors.js'
+import { ttlToSeconds, type SessionCache } from '../cache.js'
+import { redactUrl, type Logger } from '../settings.js'
+
+/** Django's `KEY_PREFIX` of the cache session backend. */
+export const CACHE_KEY_PREFIX = 'django.contrib.sessions.cache'
+
+/** What sessionkit needs of an ioredis `Redis` or `Cluster`. */
+export interface IoRedisClient {
+  readonly status: string
+  get(key: string): Promise<string | null>
+  set(key: string, value: string, ex: 'EX', seconds: number): Promise<unknown>
+  set(key: string, value: string, ex: 'EX', seconds: number, mode: 'NX' | 'XX'): Promise<unknown>
+  del(key: string): Promise<number>
+  exists(key: string): Promise<number>
+  quit(): Promise<unknown>
+  disconnect(): void
+}
+
+/** `SET` options of node-redis: v5+ reads `expiration`/`condition`, v4 the older `EX`/`NX`/`XX`. */
+export interface NodeRedisSetOptions {
+  expiration?: { type: 'EX'; value: number }
+  condition?: 'NX' | 'XX'
+  EX?: number
+  NX?: boolean
+  XX?: boolean
+}
+
+/** What sessionkit needs of a node-redis client or cluster (connected: `await client.connect()`). */
+export interface NodeRedisClient {
+  readonly isOpen: boolean
+  get(key: string): Promise<unknown>
+  set(key: string, value: string, options?: NodeRedisSetOptions): Promise<unknown>
+  del(key: string): Promise<unknown>
+  exists(key: string): Promise<unknown>
+}
+
+/** An ioredis or node-redis client, told apart by shape. */
+export type RedisClient = IoRedisClient | NodeRedisClient
+
+/** Options of {@link redisCache}. */
+export interface RedisCacheOptions {
+  /** Put in front of every session key, with no separator. Default `'django.contrib.sessions.cache'` (Django's). */
+  prefix?: string
+}
+
+/** One Redis command per operation; `ttl` is whole seconds > 0. */
+interface Commands {
+  get(key: string): Promise<string | null>
+  set(key: string, value: string, ttl: number, mode?: 'NX' | 'XX'): Promise<boolean>
+  del(key: string): Promise<number>
+  exists(key: string): Promise<boolean>
+  close(): Promise<void>
+}
+
+function isNodeRedis(client: object): client is NodeRedisClient {
+  return typeof (client as { isOpen?: unknown }).isOpen === 'boolean'
+}
+
+function isIoRedis(client: object): client is IoRedisClient {
+  return typeof (client as { status?: unknown }).status === 'string' && typeof (client as { disconnect?: unknown }).disconnect === 'function'
+}
+
+function ioredisCommands(client: IoRedisClient): Commands {
+  return {
+    get: (key) => client.get(key),
+    async set(key, value, ttl, mode) {
+      const reply = mode ? await client.set(key, value, 'EX', ttl, mode) : await client.set(key, value, 'EX', ttl)
+      return reply !== null && reply !== undefined
+    },
+    del: (key) => client.del(key),
+    exists: async (key) => (await client.exists(key)) > 0,
+    async close() {
+      if (client.status === 'end') return
+      if (client.status !== 'ready') return client.disconnect()
+      try {
+        await client.quit()
+      } catch {
+        client.disconnect()
+      }
+    },
+  }
+}
+
+function nodeRedisCommands(client: NodeRedisClient): Commands {
+  return {
+    async get(key) {
+      const reply = await client.get(key)
+      return reply === null || reply === undefined ? null : String(reply) // a Buffer under a type mapping
+    },
+    async set(key, value, ttl, mode) {
+      const options: NodeRedisSetOptions = { expiration: { type: 'EX', value: ttl }, EX: ttl }
+      if (mode) Object.assign(options, { condition: mode, [mode]: true })
+      const reply = await client.set(key, value, options)
+      return reply !== null && reply !== undefined
+    },
+    del: async (key) => Number(await client.del(key)),
+    exists: async (key) => Number(await client.exists(key)) > 0,
+    async close() {
+      if (!client.isOpen) return
+      const c = client as NodeRedisClient & { close?(): Promise<void>; quit?(): Promise<unknown> }
+      await (c.close ? c.close() : c.quit?.())
+    },
+  }
+}
+
+/**
+ * A session cache on the Redis client you pass. The engine never closes a client you pass
+ * (your application owns it); `close()` of the returned cache does, when you call it.
+ * A node-redis client must be connected first (`await client.connect()`).
+ *
+ * @example
+ * ```ts
+ * import { Redis } from 'ioredis'
+ * const redis = new Redis(process.env.REDIS_URL)
+ * createSessions({ engine: 'cache', caches: { default: redisCache(redis) }, … })
+ * ```
+ */
+export function redisCache(client: RedisClient, options: RedisCacheOptions = {}): SessionCache {
+  if (client === null || typeof client !== 'object') {
+    throw new ImproperlyConfigured('sessionkit: redisCache() takes an ioredis Redis or Cluster, or a node-redis client or cluster')
+  }
+  let commands: Commands
+  if (isNodeRedis(client)) commands = nodeRedisCommands(client)
+  else if (isIoRedis(client)) commands = ioredisCommands(client)
+  else throw new ImproperlyConfigured('sessionkit: redisCache() takes an ioredis Redis or Cluster, or a node-redis client or cluster')
+  return cacheOn(commands, options.prefix)
+}
+
+function cacheOn(commands: Commands, prefix = CACHE_KEY_PREFIX, ready?: () => Promise<void>): SessionCache {
+  if (typeof prefix !== 'string') throw new ImproperlyConfigured(`sessionkit: the Redis cache prefix must be a string, got ${typeof prefix}`)
+  let closing: Promise<void> | null = null
+  const cache: SessionCache = {
+    name: 'redis',
+    get: (key) => commands.get(prefix + key),
+    async set(key, value, ttlSeconds) {
+      const ttl = ttlToSeconds(ttlSeconds)
+      if (ttl <= 0) await commands.del(prefix + key)
+      else await commands.set(prefix + key, value, ttl)
+    },
+    async add(key, value, ttlSeconds) {
+      const ttl = ttlToSeconds(ttlSeconds)
+      if (ttl <= 0) return !(await commands.exists(prefix + key))
+      return commands.set(prefix + key, value, ttl, 'NX')
+    },
+    async replace(key, value, ttlSeconds) {
+      const ttl = ttlToSeconds(ttlSeconds)
+      if (ttl <= 0) return (await commands.del(prefix + key)) > 0
+      return commands.set(prefix + key, value, ttl, 'XX')
+    },
+    async delete(key) {
+      await commands.del(prefix + key)
+    },
+    has: (key) => commands.exists(prefix + key),
+    close() {
+      closing ??= commands.close()
+      return closing
+    },
+  }
+  if (ready) cache.ready = ready
+  return cache
+}
+
+/** Options of {@link redisCacheFromUrl}. */
+export interface RedisCacheFromUrlOptions extends RedisCacheOptions {
+  /**
+   * How long a connection attempt, and then each command, may take before it fails, in
+   * milliseconds. Default `2000`. A Redis that is down makes requests fail (503) after at
+   * most this long, instead of hanging or queueing without bound.
+   */
+  timeoutMs?: number
+  /** Where a lost connection is reported, once per outage. Default: not reported (failed commands still reject). */
+  logger?: Logger
+}
+
+/** The part of an ioredis client made here that the URL cache uses. */
+interface OwnedIoRedis extends IoRedisClient {
+  on(event: string, listener: (...args: unknown[]) => void): unknown
+  removeListener(event: string, listener: (...args: unknown[]) => void): unknown
+}
+
+type IoRedisConstructor = new (url: string, options: Record<string, unknown>) => OwnedIoRedis
+
+function loadIoRedis(): IoRedisConstructor {
+  let mod: unknown
+  try {
+    mod = createRequire(import.meta.url)('ioredis')
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'MODULE_NOT_FOUND') {
+      throw new ImproperlyConfigured('sessionkit: redisUrl needs the ioredis package (an optional peer dependency): npm install ioredis', { cause: error })
+    }
+    throw error
+  }
+  const m = mod as { Redis?: unknown; default?: unknown }
+  const ctor = m.Redis ?? m.default ?? mod
+  if (typeof ctor !== 'function') throw new ImproperlyConfigured('sessionkit: the installed ioredis package exports no Redis class')
+  return ctor as IoRedisConstructor
+}
+
+/** `message` with the URL's password (raw and percent-encoded) replaced by `***`. */
+function scrubber(url: string): (message: string) => string {
+  const secrets: string[] = []
+  try {
+    const password = new URL(url).password
+    if (password) {
+      secrets.push(password)
+      secrets.push(decodeURIComponent(password))
+    }
+  } catch {
+    // not parseable, or not decodable: redactUrl still hides it where it appears in the URL
+  }
+  return (message) => secrets.reduce((m, s) => m.split(s).join('***'), message.split(url).join(redactUrl(url)))
+}
+
+/**
+ * A session cache on a Redis server of its own, made from a `redis://` or `rediss://` URL
+ * with ioredis (`npm install ioredis`; missing → `ImproperlyConfigured`). This is what
+ * `settings.redisUrl` gives when `caches` has no `default`; the engine then owns the client
+ * and closes it.
+ *
+ * Connection policy: it connects at once; `ready()` resolves on the first connection and
+ * rejects after `timeoutMs` with an error naming the URL without its password. Afterwards a
+ * lost connection is retried in the background (backoff capped at 2 s) while each command
+ * fails after `timeoutMs` at most, and commands queued during an outage are dropped after one
+ * reconnection attempt (`maxRetriesPerRequest: 1`): requests get a 503, never an endless wait.
+ */
+export function redisCacheFromUrl(url: string, options: RedisCacheFromUrlOptions = {}): SessionCache {
+  if (typeof url !== 'string' || !/^rediss?:\/\//i.test(url)) {
+    throw new ImproperlyConfigured(`sessionkit: a Redis URL must start with redis:// or rediss://, got ${JSON.stringify(redactUrl(String(url)))}`)
+  }
+  const timeoutMs = options.timeoutMs ?? 2000
+  if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0) {
+    throw new ImproperlyConfigured(`sessionkit: redisCacheFromUrl timeoutMs must be a whole number of milliseconds > 0, got ${String(timeoutMs)}`)
+  }
+  if (options.prefix !== undefined && typeof options.prefix !== 'string') {
+    throw new ImproperlyConfigured(`sessionkit: the Redis cache prefix must be a string, got ${typeof options.prefix}`)
+  }
+  const Redis = loadIoRedis()
+  const where = redactUrl(url)
+  const scrub = scrubber(url)
+  const client = new Redis(url, {
+    lazyConnect: false,
+    connectTimeout: timeoutMs,
+    commandTimeout: timeoutMs,
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: true,
+    retryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
+  })
+
+  let lastError: Error | undefined
+  let everReady = false
+  let down = false
+  client.on('error', (error) => {
+    lastError = error as Error
+    // Before the first connection, ready() reports the failure; afterwards, log once per outage.
+    if (everReady && !down) {
+      down = true
+      options.logger?.error(`Redis at ${where} is unreachable: ${scrub(lastError.message)}`)
+    }
+  })
+  client.on('ready', () => {
+    everReady = true
+    down = false
+  })
+
+  let readying: Promise<void> | null = null
+  function ready(): Promise<void> {
+    readying ??= new Promise<void>((resolve, reject) => {
+      if (client.status === 'ready') return resolve()
+      const fail = (why: string) => {
+        cleanup()
+        const reason = lastError ? scrub(lastError.message) || lastError.name : why
+        reject(new StoreUnavailable(`sessionkit: cannot connect to Redis at ${where} within ${timeoutMs} ms: ${reason}`))
+      }
+      const onReady = () => {
+        cleanup()
+        resolve()
+      }
+      const onEnd = () => fail('the connection was closed')
+      const timer = setTimeout(() => fail('no answer'), timeoutMs)
+      function cleanup() {
+        clearTimeout(timer)
+        client.removeListener('ready', onReady)
+        client.removeListener('end', onEnd)
+      }
+      client.on('ready', onReady)
+      client.on('end', onEnd)
+    })
+    return readying
+  }
+
+  return cacheOn(ioredisCommands(client), options.prefix, ready)
+}

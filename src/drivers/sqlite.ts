@@ -1,0 +1,231 @@
+/**
+ * The SQLite driver of the `db` engine, on better-sqlite3 12.x: an optional peer
+ * dependency, loaded on first use so that apps on other engines never need it.
+ *
+ * The connection runs in WAL mode with `synchronous = NORMAL` (readers never wait for the
+ * writer; a commit costs no fsync until checkpoint) and waits up to 5 s for a lock held by
+ * another process (`busy_timeout`), e.g. a `sessionkit clearsessions` run by cron. Every
+ * statement is prepared once, when the driver opens.
+ *
+ * better-sqlite3 is synchronous: each call blocks the event loop for the time of one
+ * indexed statement (microseconds), which is faster than any asynchronous round trip.
+ */
+import { createRequire } from 'node:module'
+import type BetterSqlite3 from 'better-sqlite3'
+import { ImproperlyConfigured } from '../errors.js'
+import type { MigrateReport, SqlDriver } from '../engines/db.js'
+
+type DatabaseConstructor = typeof BetterSqlite3
+type Database = BetterSqlite3.Database
+
+/** Django's table, exactly as `sessions.0001_initial` creates it on SQLite. */
+export const CREATE_TABLE =
+  'CREATE TABLE "django_session" ("session_key" varchar(40) NOT NULL PRIMARY KEY, ' +
+  '"session_data" text NOT NULL, "expire_date" datetime NOT NULL)'
+
+/** Django's index on `expire_date` (the name is Django's hash-suffixed one). */
+export const CREATE_INDEX = 'CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_date")'
+
+const TABLE = 'django_session'
+const INDEX = 'django_session_expire_date_a5c62663'
+
+const MISSING =
+  'sessionkit: the db engine on SQLite needs better-sqlite3 12.x: npm install better-sqlite3@12'
+
+let cached: DatabaseConstructor | undefined
+
+/**
+ * better-sqlite3's `Database` class, required synchronously (the registry opens SQLite
+ * engines synchronously). Throws `ImproperlyConfigured` when the package is not installed.
+ * `load` is for tests.
+ */
+export function loadBetterSqlite3(load?: (id: string) => unknown): DatabaseConstructor {
+  if (load === undefined && cached) return cached
+  try {
+    const Database = (load ?? createRequire(import.meta.url))('better-sqlite3') as DatabaseConstructor
+    if (load === undefined) cached = Database
+    return Database
+  } catch (error) {
+    const { code, message } = error as NodeJS.ErrnoException
+    // Only the package itself missing; a module missing *inside* it is a broken install.
+    if (code === 'MODULE_NOT_FOUND' && /Cannot find module 'better-sqlite3'/.test(message)) {
+      throw new ImproperlyConfigured(MISSING, { cause: error })
+    }
+    throw new ImproperlyConfigured(
+      `sessionkit: better-sqlite3 is installed but does not load (${firstLine(message)}); reinstall it for this Node.js: npm rebuild better-sqlite3`,
+      { cause: error },
+    )
+  }
+}
+
+function firstLine(message: string): string {
+  return message.split('\n', 1)[0] ?? message
+}
+
+/**
+ * `expire_date` as Django writes a `DateTimeField` on SQLite with `USE_TZ = True`:
+ * `str()` of the naive UTC datetime, `YYYY-MM-DD HH:MM:SS.ffffff`, the fraction left out
+ * when the microseconds are 0. SQLite compares these as text, and so does Django's query.
+ */
+export function toDjangoDateTime(date: Date): string {
+  const year = date.getUTCFullYear()
+  // Python's datetime stops at year 9999; past it the text would no longer sort.
+  if (!(year >= 1 && year <= 9999)) throw new RangeError(`sessionkit: expire_date ${String(date)} is outside years 1 to 9999`)
+  const iso = date.toISOString() // 2030-01-02T03:04:05.678Z
+  const ms = date.getUTCMilliseconds()
+  return `${iso.slice(0, 10)} ${iso.slice(11, 19)}${ms === 0 ? '' : `.${String(ms).padStart(3, '0')}000`}`
+}
+
+/** Statements run, counted per kind; for tests and benchmarks. */
+export interface SqlStats {
+  /** Every statement the engine ran (schema checks excluded). */
+  statements: number
+  load: number
+  insert: number
+  update: number
+  delete: number
+  exists: number
+  clearExpired: number
+}
+
+/** The SQLite driver; `database` is the better-sqlite3 handle, for tests and diagnostics. */
+export interface SqliteDriver extends SqlDriver {
+  readonly dialect: 'sqlite'
+  readonly database: Database
+  readonly stats: SqlStats
+  load(key: string, now: Date): string | null
+  insert(key: string, data: string, expireDate: Date): boolean
+  update(key: string, data: string, expireDate: Date): boolean
+  delete(key: string): void
+  exists(key: string): boolean
+  clearExpiredBatch(now: Date, limit: number): number
+  migrate(): MigrateReport
+  close(): void
+}
+
+/**
+ * Open `filename` (an absolute path, or `:memory:`) and create `django_session` when it is
+ * missing, so that SQLite needs no set-up step. Throws `ImproperlyConfigured` when
+ * better-sqlite3 is missing or the file cannot be opened.
+ */
+export function openSqlite(filename: string): SqliteDriver {
+  const Database = loadBetterSqlite3()
+  let db: Database
+  try {
+    db = new Database(filename)
+  } catch (error) {
+    throw new ImproperlyConfigured(
+      `sessionkit: cannot open the SQLite database ${filename}: ${firstLine((error as Error).message)}`,
+      { cause: error },
+    )
+  }
+  try {
+    if (filename !== ':memory:') db.pragma('journal_mode = WAL')
+    db.pragma('synchronous = NORMAL')
+    db.pragma('busy_timeout = 5000')
+    return sqliteDriver(db, filename)
+  } catch (error) {
+    db.close()
+    throw error
+  }
+}
+
+function sqliteDriver(db: Database, filename: string): SqliteDriver {
+  // Created at open (see openSqlite) and reported by the first migrate().
+  let createdAtOpen = ensureSchema(db)
+
+  const loadStmt = db.prepare<[string, string], string>(
+    'SELECT session_data FROM django_session WHERE session_key = ? AND expire_date > ?',
+  ).pluck()
+  const insertStmt = db.prepare<[string, string, string]>(
+    'INSERT INTO django_session (session_key, session_data, expire_date) VALUES (?, ?, ?)',
+  )
+  const updateStmt = db.prepare<[string, string, string]>(
+    'UPDATE django_session SET session_data = ?, expire_date = ? WHERE session_key = ?',
+  )
+  const deleteStmt = db.prepare<[string]>('DELETE FROM django_session WHERE session_key = ?')
+  const existsStmt = db.prepare<[string], number>('SELECT 1 FROM django_session WHERE session_key = ?').pluck()
+  // rowid batches: each DELETE holds the write lock for at most `limit` rows.
+  const clearStmt = db.prepare<[string, number]>(
+    'DELETE FROM django_session WHERE rowid IN (SELECT rowid FROM django_session WHERE expire_date < ? LIMIT ?)',
+  )
+
+  const stats: SqlStats = { statements: 0, load: 0, insert: 0, update: 0, delete: 0, exists: 0, clearExpired: 0 }
+  const count = (kind: Exclude<keyof SqlStats, 'statements'>): void => {
+    stats.statements++
+    stats[kind]++
+  }
+
+  return {
+    dialect: 'sqlite',
+    database: db,
+    stats,
+    load(key, now) {
+      count('load')
+      return loadStmt.get(key, toDjangoDateTime(now)) ?? null
+    },
+    insert(key, data, expireDate) {
+      count('insert')
+      try {
+        insertStmt.run(key, data, toDjangoDateTime(expireDate))
+        return true
+      } catch (error) {
+        if ((error as { code?: unknown }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return false
+        throw error
+      }
+    },
+    update(key, data, expireDate) {
+      count('update')
+      return updateStmt.run(data, toDjangoDateTime(expireDate), key).changes > 0
+    },
+    delete(key) {
+      count('delete')
+      deleteStmt.run(key)
+    },
+    exists(key) {
+      count('exists')
+      return existsStmt.get(key) !== undefined
+    },
+    clearExpiredBatch(now, limit) {
+      count('clearExpired')
+      return clearStmt.run(toDjangoDateTime(now), limit).changes
+    },
+    migrate() {
+      const created = [...createdAtOpen, ...ensureSchema(db)]
+      createdAtOpen = []
+      return { created, where: filename }
+    },
+    close() {
+      if (db.open) db.close()
+    },
+  }
+}
+
+/**
+ * Create the table and the index if missing, with Django's exact DDL, and say what was
+ * created. The check is read-only when both exist (a read-only file still opens); creation
+ * runs in an IMMEDIATE transaction so that two processes opening a new file do not race.
+ */
+function ensureSchema(db: Database): string[] {
+  const present = db.prepare<[string, string], string>('SELECT name FROM sqlite_master WHERE name IN (?, ?)').pluck()
+  const missing = (): Set<string> => {
+    const have = new Set(present.all(TABLE, INDEX))
+    return new Set([TABLE, INDEX].filter((n) => !have.has(n)))
+  }
+  if (missing().size === 0) return []
+  return db
+    .transaction(() => {
+      const todo = missing()
+      const created: string[] = []
+      if (todo.has(TABLE)) {
+        db.exec(CREATE_TABLE)
+        created.push(`table ${TABLE}`)
+      }
+      if (todo.has(INDEX)) {
+        db.exec(CREATE_INDEX)
+        created.push(`index ${INDEX}`)
+      }
+      return created
+    })
+    .immediate()
+}

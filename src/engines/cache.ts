@@ -1,0 +1,113 @@
+/**
+ * The `cache` engine: sessions live only in a cache (Redis, or the in-process LRU), and
+ * expire there by the cache's own time to live. Django: `django.contrib.sessions.backends.cache`.
+ *
+ * Differences from Django, on purpose:
+ * - the cache holds the codec's signed string (Django pickles the raw dict), so whoever can
+ *   write to the cache cannot forge session data;
+ * - a cache that fails on load throws (the middleware answers 503) instead of logging the
+ *   visitor out silently; a missing key is still "no session";
+ * - an update is one atomic `SET … XX` instead of Django's `get` then `set`, so a session
+ *   deleted between the two is never resurrected.
+ *
+ * A session lost to eviction or a cache restart is gone: for sessions that must survive
+ * those, use `cached_db`.
+ */
+import { CreateError, UpdateError } from '../errors.js'
+import { resolveCache } from '../cache.js'
+import { b62Decode } from '../signing.js'
+import { EXPIRY_KEY, parsePythonIso } from '../session.js'
+import type { Engine, EngineContext, SessionMap } from '../engine.js'
+
+/**
+ * The engine over the cache `settings.cacheAlias` names (see `resolveCache`): one cache
+ * command per call: load `get`, create `add` (SET NX), update `replace` (SET XX), `has`,
+ * `delete`. The time to live is the session's expiry age; a save whose expiry is already
+ * past deletes the entry instead. A load also checks the expiry against `settings.now`.
+ *
+ * `close()` closes the cache only if the engine made it (from `redisUrl` or the in-process
+ * default); a cache passed in `settings.caches` — and its client — stays open: close it
+ * yourself. With `redisUrl`, the engine opens asynchronously: `sessions.ready()` rejects
+ * when Redis cannot be reached within the timeout.
+ */
+export function cacheEngine({ settings, codec }: EngineContext): Engine | Promise<Engine> {
+  const { cache, owned } = resolveCache(settings)
+  const name = `cache:${cache.name}`
+  let closing: Promise<void> | null = null
+
+  /**
+   * Whether the session expired by `settings.now`, as the db engine checks `expire_date`:
+   * the cache's own TTL runs on its clock (Redis: wall time, whole seconds), this check on
+   * the app's, so both agree with `getExpiryDate()` and an injected clock. The save time is
+   * the signing timestamp inside the stored string (`payload:timestamp:signature`).
+   */
+  function expired(stored: string, data: SessionMap): boolean {
+    const now = settings.now()
+    const expiry = data.get(EXPIRY_KEY)
+    if (typeof expiry === 'string') {
+      const at = parsePythonIso(expiry)
+      if (!Number.isNaN(at)) return at <= now
+    }
+    const end = stored.lastIndexOf(':')
+    const start = stored.lastIndexOf(':', end - 1)
+    if (start < 0) return false
+    let signedAt: number
+    try {
+      signedAt = b62Decode(stored.slice(start + 1, end)) * 1000
+    } catch {
+      return false // not our format: the codec has already reported it and returned no data
+    }
+    const age = typeof expiry === 'number' && expiry !== 0 ? expiry : settings.cookieAge
+    return signedAt + age * 1000 <= now
+  }
+
+  const engine: Engine = {
+    name,
+    async load(key) {
+      const stored = await cache.get(key)
+      if (stored === null) return null
+      const data = codec.decode(stored, name)
+      return expired(stored, data) ? null : data
+    },
+    exists(key) {
+      return cache.has(key)
+    },
+    async save(key, data, { mustCreate, expiryAge }) {
+      if (expiryAge <= 0) {
+        // Already expired: nothing to write. A create still must not take a key in use.
+        if (mustCreate && (await cache.has(key))) throw new CreateError()
+        if (!mustCreate) await cache.delete(key)
+        return key
+      }
+      const value = codec.encode(data)
+      if (mustCreate) {
+        if (!(await cache.add(key, value, expiryAge))) throw new CreateError()
+      } else if (!(await cache.replace(key, value, expiryAge))) {
+        throw new UpdateError()
+      }
+      return key
+    },
+    delete(key) {
+      return cache.delete(key)
+    },
+    async clearExpired() {
+      return null // the cache expires entries itself (Django: a no-op)
+    },
+    close() {
+      if (!owned) return Promise.resolve()
+      closing ??= cache.close()
+      return closing
+    },
+  }
+
+  if (owned && cache.ready) {
+    return cache.ready().then(
+      () => engine,
+      async (error: unknown) => {
+        await cache.close().catch(() => undefined)
+        throw error
+      },
+    )
+  }
+  return engine
+}

@@ -1,0 +1,206 @@
+/**
+ * The `db` engine: sessions in Django's `django_session` table, read and written as
+ * `django.contrib.sessions.backends.db` does, so a Django app and a sessionkit app can
+ * share the table (same `SECRET_KEY`).
+ *
+ * `settings.databaseUrl` picks the database, parsed like dj-database-url:
+ * - `sqlite:///relative/path.db` (relative to the working directory),
+ *   `sqlite:////absolute/path.db`, or `sqlite:path.db` (a plain path, as written);
+ * - `sqlite::memory:` or `sqlite://:memory:`, a database that lives as long as the engine.
+ *
+ * On SQLite the engine creates the table and its index when they are missing, as it opens:
+ * an embedded database needs no set-up step. Other databases (PostgreSQL, MySQL, coming)
+ * need `sessionkit migrate` (or `sessions.migrate()`) once, as Django needs `manage.py migrate`.
+ *
+ * `expire_date` is UTC (Django's `USE_TZ = True`, the default since Django 5.0). A Django
+ * project with `USE_TZ = False` stores local time and would see sessions expire off by its
+ * UTC offset.
+ */
+import { resolve } from 'node:path'
+import { CreateError, ImproperlyConfigured, UpdateError } from '../errors.js'
+import { openSqlite } from '../drivers/sqlite.js'
+import type { Engine, EngineContext } from '../engine.js'
+
+/** What `migrate()` did: the objects it created (none when all were there) and where. */
+export interface MigrateReport {
+  /** E.g. `['table django_session', 'index django_session_expire_date_a5c62663']`; empty when nothing was missing. */
+  created: string[]
+  /** The database, for messages: a file path, `:memory:`, or a URL with its password redacted. */
+  where: string
+}
+
+/**
+ * What the `db` engine needs from a database: one method per statement it runs. A driver
+ * for another database (PostgreSQL, MySQL) implements this and plugs into {@link sqlEngine}.
+ * Synchronous drivers (SQLite) may answer without a promise.
+ */
+export interface SqlDriver {
+  readonly dialect: 'sqlite' | 'postgresql' | 'mysql'
+  /** `session_data` of the row under `key` whose `expire_date` is after `now`, or `null`. One query. */
+  load(key: string, now: Date): string | null | Promise<string | null>
+  /** INSERT the row; `false` (not an error) when the key is taken. One statement. */
+  insert(key: string, data: string, expireDate: Date): boolean | Promise<boolean>
+  /** UPDATE the row; `false` when no row has that key. One statement. */
+  update(key: string, data: string, expireDate: Date): boolean | Promise<boolean>
+  /** DELETE the row, if any. One statement. */
+  delete(key: string): void | Promise<void>
+  /** Whether a row has that key, expired or not (Django's `exists`). One query. */
+  exists(key: string): boolean | Promise<boolean>
+  /** Delete at most `limit` rows whose `expire_date` is before `now`; how many went. One statement. */
+  clearExpiredBatch(now: Date, limit: number): number | Promise<number>
+  /** Create the table and index if missing; idempotent. */
+  migrate(): MigrateReport | Promise<MigrateReport>
+  /** Release the connection; idempotent. */
+  close(): void | Promise<void>
+}
+
+/** The `db` engine, with its driver in view (tests count its statements). */
+export interface DbEngine extends Engine {
+  readonly driver: SqlDriver
+  migrate(): Promise<void>
+  /** `migrate()`, saying what it created (the CLI prints it). On SQLite this includes what the engine created as it opened. */
+  migrateReport(): Promise<MigrateReport>
+}
+
+/** Rows deleted per statement by `clearExpired`. */
+export const CLEAR_BATCH_SIZE = 1000
+
+/** Where `databaseUrl` points. */
+export type DatabaseTarget =
+  | { dialect: 'sqlite'; /** An absolute path, or `:memory:`. */ filename: string }
+  | { dialect: 'postgresql' | 'mysql'; url: string }
+
+const MEMORY = ':memory:'
+
+/**
+ * Parse `databaseUrl` the way dj-database-url does for the forms listed in this module's
+ * comment; relative SQLite paths are resolved against `cwd`. Unlike dj-database-url, a
+ * SQLite URL without a path (`sqlite://`, `sqlite:///`) is refused rather than taken as a
+ * database in memory: an empty variable in `sqlite:///${DB}` must not lose every session
+ * at the next restart.
+ */
+export function parseDatabaseUrl(url: string, cwd = process.cwd()): DatabaseTarget {
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase()
+  switch (scheme) {
+    case 'sqlite':
+      return { dialect: 'sqlite', filename: sqliteFilename(url, url.slice('sqlite:'.length), cwd) }
+    case 'postgres':
+    case 'postgresql':
+      return { dialect: 'postgresql', url }
+    case 'mysql':
+    case 'mariadb':
+      return { dialect: 'mysql', url }
+    default:
+      throw new ImproperlyConfigured(
+        'sessionkit: databaseUrl must start with sqlite:, postgres:, postgresql:, mysql: or mariadb:',
+      )
+  }
+}
+
+function sqliteFilename(url: string, rest: string, cwd: string): string {
+  const bad = (why: string): never => {
+    throw new ImproperlyConfigured(
+      `sessionkit: databaseUrl ${JSON.stringify(url)} ${why}; use sqlite:///relative/path.db, sqlite:////absolute/path.db or sqlite::memory:`,
+    )
+  }
+  if (rest === MEMORY || rest === `//${MEMORY}`) return MEMORY
+  if (!rest.startsWith('//')) {
+    // A plain path, taken as written: sqlite:db.sqlite3, sqlite:/abs/db.sqlite3.
+    if (rest === '') bad('names no file')
+    return resolvePath(cwd, rest)
+  }
+  const afterAuthority = rest.slice(2)
+  if (!afterAuthority.startsWith('/')) bad('names a host (SQLite URLs have none)')
+  if (afterAuthority.includes('?') || afterAuthority.includes('#')) bad('has query options, which are not supported')
+  let file: string
+  try {
+    file = decodeURIComponent(afterAuthority.slice(1))
+  } catch {
+    return bad('is not valid percent-encoding')
+  }
+  if (file === '') bad('names no file')
+  return resolvePath(cwd, file)
+}
+
+function resolvePath(cwd: string, file: string): string {
+  return file === MEMORY ? MEMORY : resolve(cwd, file)
+}
+
+const DIALECT_NAMES = { postgresql: 'PostgreSQL', mysql: 'MySQL' } as const
+
+/**
+ * The `db` engine for `settings.databaseUrl`. Opens synchronously on SQLite (and creates
+ * `django_session` if missing). PostgreSQL and MySQL throw `ImproperlyConfigured` in this
+ * version. Django: `django.contrib.sessions.backends.db.SessionStore`.
+ */
+export function dbEngine(context: EngineContext): DbEngine {
+  const target = parseDatabaseUrl(context.settings.databaseUrl)
+  if (target.dialect !== 'sqlite') {
+    throw new ImproperlyConfigured(
+      `sessionkit: the db engine on ${DIALECT_NAMES[target.dialect]} arrives with the engines issue; use a sqlite: databaseUrl for now`,
+    )
+  }
+  return sqlEngine(openSqlite(target.filename), context)
+}
+
+/**
+ * The `db` engine over any {@link SqlDriver}. Each operation is one statement, as Django's:
+ * - `load`: `SELECT session_data … WHERE session_key = ? AND expire_date > now`; the data
+ *   goes through the codec (undecodable data is an empty `Map` and one warning);
+ * - `save` with `mustCreate`: a plain `INSERT`, a taken key is `CreateError`; otherwise an
+ *   `UPDATE`, and no row updated is `UpdateError` (a deleted session is never resurrected);
+ * - `exists`: any row under the key, expired or not (Django: `filter(session_key=…).exists()`);
+ * - `delete`: one `DELETE`, a missing row is not an error;
+ * - `clearExpired`: deletes rows with `expire_date < now` in batches of
+ *   {@link CLEAR_BATCH_SIZE}, yielding to the event loop between batches, so it neither
+ *   loads the rows nor holds the write lock for long. Django: `clearsessions`.
+ *
+ * Other database errors propagate (the middleware answers 503).
+ */
+export function sqlEngine(driver: SqlDriver, { settings, codec }: EngineContext): DbEngine {
+  const name = `db:${driver.dialect}`
+  return {
+    name,
+    driver,
+    async load(key) {
+      const data = await driver.load(key, new Date(settings.now()))
+      return data === null ? null : codec.decode(data, name)
+    },
+    async exists(key) {
+      return driver.exists(key)
+    },
+    async save(key, data, { mustCreate, expireDate }) {
+      const encoded = codec.encode(data)
+      if (mustCreate) {
+        if (!(await driver.insert(key, encoded, expireDate))) throw new CreateError()
+      } else if (!(await driver.update(key, encoded, expireDate))) {
+        throw new UpdateError()
+      }
+      return key
+    },
+    async delete(key) {
+      await driver.delete(key)
+    },
+    async clearExpired(onProgress) {
+      const now = new Date(settings.now())
+      let total = 0
+      for (;;) {
+        const deleted = await driver.clearExpiredBatch(now, CLEAR_BATCH_SIZE)
+        total += deleted
+        if (deleted > 0) onProgress?.(total)
+        // A short batch means nothing older than `now` is left.
+        if (deleted < CLEAR_BATCH_SIZE) return total
+        await new Promise<void>((resolve) => setImmediate(resolve))
+      }
+    },
+    async migrate() {
+      await driver.migrate()
+    },
+    async migrateReport() {
+      return driver.migrate()
+    },
+    async close() {
+      await driver.close()
+    },
+  }
+}
