@@ -18,7 +18,7 @@ import { backends, capturingLogger, CookieJar, cookiesNamed, deferred, instrumen
 
 const SECRET = 'express-adapter-test-secret-0123456789abcdefghij'
 
-/** Mount the routes of a login-like app; `extra` registers more before the error handler. */
+/** The routes of a login-like app: POST /login, GET /me, POST /logout. */
 function loginRoutes(app: Express): void {
   app.post('/login', (req, res) => {
     req.session.set('user', 'alice')

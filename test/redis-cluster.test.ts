@@ -28,12 +28,29 @@ const NODES = 6
 /** The whole start-up (ports, servers, create, cluster_state:ok) must fit in this. */
 const START_BUDGET_MS = 30_000
 
+/** Every server this file started, from the moment it is spawned: killed on any way out. */
+const spawned: ChildProcess[] = []
+/** Their directories, removed on the way out too. */
+const dirs: string[] = []
+
+function killAll(): void {
+  for (const server of spawned) if (server.exitCode === null && server.signalCode === null) server.kill('SIGKILL')
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
+}
+
+// Never leave servers behind: on exit, and on a signal (which skips 'exit'), even mid start-up.
+process.once('exit', killAll)
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  process.once(signal, () => {
+    killAll()
+    process.exit(code)
+  })
+}
+
 interface TestCluster {
   ports: number[]
   /** Kill every server (SIGKILL) and remove the directory; idempotent. */
   stop(): Promise<void>
-  /** Synchronous last resort, for process exit. */
-  killNow(): void
 }
 
 function portFree(port: number): Promise<boolean> {
@@ -65,6 +82,7 @@ async function until(what: string, deadline: number, check: () => Promise<boolea
 async function startCluster(): Promise<TestCluster> {
   const deadline = Date.now() + START_BUDGET_MS
   const dir = await mkdtemp(path.join(tmpdir(), 'sessionkit-redis-cluster-'))
+  dirs.push(dir)
   const servers: ChildProcess[] = []
   let stopped = false
   const killNow = () => {
@@ -108,6 +126,7 @@ async function startCluster(): Promise<TestCluster> {
       )
       server.on('error', () => undefined) // reported by the ping wait below
       servers.push(server)
+      spawned.push(server)
     }
     for (const [i, port] of ports.entries()) {
       await until(`redis-server on port ${port}`, deadline, async () => {
@@ -123,7 +142,7 @@ async function startCluster(): Promise<TestCluster> {
         return stdout.includes('cluster_state:ok')
       })
     }
-    return { ports, stop, killNow }
+    return { ports, stop }
   } catch (error) {
     await stop()
     throw error
@@ -156,14 +175,6 @@ if (skip) {
   console.warn(`# skipping the Redis Cluster tests: ${skip}`)
 }
 
-// Never leave six servers behind: on exit, and on a signal (which skips 'exit').
-process.once('exit', () => cluster?.killNow())
-for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
-  process.once(signal, () => {
-    cluster?.killNow()
-    process.exit(code)
-  })
-}
 after(async () => {
   try {
     await Promise.all([ioCluster?.quit().catch(() => ioCluster?.disconnect()), nodeCluster?.close().catch(() => undefined)])

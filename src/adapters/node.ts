@@ -90,6 +90,7 @@ export async function attachSession<T extends object = SessionData>(
 
   const flush = (): void => {
     phase = 'done'
+    delete (res as { headersSent?: boolean }).headersSent
     if (!failed) {
       // Drop our own-property hooks: the prototype's methods take over for the rest of the response.
       delete (res as Partial<ServerResponse>).writeHead
@@ -138,6 +139,13 @@ export async function attachSession<T extends object = SessionData>(
     })
   }
 
+  // Once the handler has begun its response (while the save runs), the headers count as sent:
+  // an error thrown now must not turn the response into a 500 written after the first chunk
+  // (Express's final handler and withSessions then close the connection instead).
+  Object.defineProperty(res, 'headersSent', {
+    configurable: true,
+    get: () => phase !== 'open' || res.writableEnded,
+  })
   res.writeHead = function writeHeadAfterSave(this: ServerResponse, ...args: Args) {
     if (failed) return this
     if (phase === 'done') return writeHead.apply(this, args)

@@ -224,6 +224,7 @@ export function instrument(inner: EngineFactory): Instrumented {
   function wrap(engine: Engine): Engine {
     return {
       name: engine.name,
+      clientSide: engine.clientSide,
       validKey: engine.validKey ? (key) => engine.validKey!(key) : undefined,
       async load(key) {
         calls.load++
