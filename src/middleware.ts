@@ -27,7 +27,17 @@ export interface ResponseDecision {
   vary: boolean
   /** A `Set-Cookie` header value to append, or `null`. */
   setCookie: string | null
+  /**
+   * A `Cache-Control` value to set, replacing the handler's, or `null` to leave it alone.
+   * `'private, no-store'` when the `cacheControl` setting is on and `setCookie` is not `null`.
+   * Always present in what `end()` returns; optional so that adapters can build a decision
+   * of their own (`{ vary: true, setCookie: null }`).
+   */
+  cacheControl?: string | null
 }
+
+/** What the `cacheControl` setting puts on responses that set or delete the session cookie. */
+export const NO_STORE = 'private, no-store'
 
 /**
  * `Vary` with `Cookie` added unless present (case-insensitive); `*` stays `*`.
@@ -160,9 +170,9 @@ export class Sessions<T extends object = SessionData> implements SessionBackend 
       if (!session.isLoaded) await this.#wrap(session.load(), 'load', session.sessionKey)
       empty = session.isEmpty()
     }
-    if (hadCookie && empty) return { vary: true, setCookie: this.#deleteCookie }
+    if (hadCookie && empty) return this.#decision(true, this.#deleteCookie)
     if (!(modified || this.settings.saveEveryRequest) || empty || status >= 500) {
-      return { vary: accessed, setCookie: null }
+      return this.#decision(accessed, null)
     }
     const browserClose = session.getExpireAtBrowserClose()
     const previousKey = session.sessionKey
@@ -175,13 +185,20 @@ export class Sessions<T extends object = SessionData> implements SessionBackend 
     const key = session.sessionKey!
     let expiry = ''
     if (!browserClose) {
-      const maxAge = session.getExpiryAge()
+      // Never longer than the absolute timeout, when there is one.
+      const absolute = session.getAbsoluteExpiryDate()
+      const idle = session.getExpiryAge()
+      const maxAge = absolute === null ? idle : Math.min(idle, Math.max(0, Math.floor((absolute.getTime() - this.settings.now()) / 1000)))
       const expires = new Date(this.settings.now() + maxAge * 1000).toUTCString()
       expiry = `; expires=${expires}${this.settings.cookieHttpOnly ? '; HttpOnly' : ''}; Max-Age=${maxAge}`
     } else if (this.settings.cookieHttpOnly) {
       expiry = '; HttpOnly'
     }
-    return { vary: true, setCookie: `${this.settings.cookieName}=${key}${this.#setCookieHead}${expiry}${this.#setCookieTail}` }
+    return this.#decision(true, `${this.settings.cookieName}=${key}${this.#setCookieHead}${expiry}${this.#setCookieTail}`)
+  }
+
+  #decision(vary: boolean, setCookie: string | null): ResponseDecision {
+    return { vary, setCookie, cacheControl: setCookie !== null && this.settings.cacheControl ? NO_STORE : null }
   }
 
   async #wrap<R>(promise: Promise<R>, what: string, key?: string | null): Promise<R> {

@@ -37,6 +37,12 @@ export interface SessionBackend {
 export const VALID_KEY_CHARS = 'abcdefghijklmnopqrstuvwxyz0123456789'
 /** Django's reserved key holding a per-session expiry. */
 export const EXPIRY_KEY = '_session_expiry'
+/**
+ * sessionkit's reserved key holding the session's creation time, in whole seconds since the
+ * epoch, when the `absoluteAge` setting is on. Written at the first save, kept by `cycleKey()`,
+ * dropped by `flush()` and `clear()`. No Django equivalent.
+ */
+export const CREATED_KEY = '_session_created'
 /** Django: `TEST_COOKIE_NAME`, `TEST_COOKIE_VALUE`. */
 export const TEST_COOKIE_NAME = 'testcookie'
 export const TEST_COOKIE_VALUE = 'worked'
@@ -181,10 +187,35 @@ export class Session<T extends object = SessionData> {
 
   async #load(key: string): Promise<void> {
     const engine = await this.#engine()
-    const data = await engine.load(key)
+    const stored = await engine.load(key)
     if (this.#data !== null) return // cleared or replaced while the store answered
+    // Past the absolute timeout: no live session, whatever the engine's idle expiry says.
+    const data = stored !== null && this.#pastAbsoluteAge(stored) ? null : stored
     if (data === null) this.#key = null
     this.#data = data ?? new Map()
+  }
+
+  /** The end of the absolute timeout of `data`, in ms; `null` without `absoluteAge` or a creation time. */
+  #absoluteDeadline(data: SessionMap): number | null {
+    const age = this.#backend.settings.absoluteAge
+    const created = data.get(CREATED_KEY)
+    if (age === null || age === undefined || created === undefined) return null
+    // Anything but a number (only the app could have written it: the data is signed) fails closed.
+    return typeof created === 'number' && Number.isFinite(created) ? (created + age) * 1000 : Number.NEGATIVE_INFINITY
+  }
+
+  #pastAbsoluteAge(data: SessionMap): boolean {
+    const deadline = this.#absoluteDeadline(data)
+    return deadline !== null && this.#now() >= deadline
+  }
+
+  /**
+   * When the `absoluteAge` setting ends this session, or `null` (setting off, or the session not
+   * saved since it was turned on). No Django equivalent.
+   */
+  getAbsoluteExpiryDate(): Date | null {
+    const deadline = this.#absoluteDeadline(this.#session())
+    return deadline === null ? null : new Date(deadline)
   }
 
   /** The value under `key`, or `defaultValue` (default `undefined`). Django: `get(key, default=None)`. */
@@ -365,11 +396,14 @@ export class Session<T extends object = SessionData> {
 
   #saveOptions(mustCreate: boolean): SaveOptions {
     const now = this.#now()
-    return {
-      mustCreate,
-      expireDate: this.getExpiryDate({ modification: now }),
-      expiryAge: this.getExpiryAge({ modification: now }),
+    const expireDate = this.getExpiryDate({ modification: now })
+    const expiryAge = this.getExpiryAge({ modification: now })
+    // The store never keeps a session past its absolute timeout.
+    const deadline = this.#absoluteDeadline(this.#data ?? new Map())
+    if (deadline !== null && deadline < expireDate.getTime()) {
+      return { mustCreate, expireDate: new Date(Math.max(deadline, 0)), expiryAge: Math.floor((deadline - now) / 1000) }
     }
+    return { mustCreate, expireDate, expiryAge }
   }
 
   /**
@@ -389,6 +423,8 @@ export class Session<T extends object = SessionData> {
     const data = this.#data ?? new Map()
     this.#data = data
     this.accessed = true
+    const absoluteAge = this.#backend.settings.absoluteAge
+    if (absoluteAge !== null && absoluteAge !== undefined && !data.has(CREATED_KEY)) data.set(CREATED_KEY, Math.floor(this.#now() / 1000))
     const engine = await this.#engine()
     this.#key = await engine.save(this.#key, data, this.#saveOptions(mustCreate))
   }

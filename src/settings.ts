@@ -57,10 +57,33 @@ export interface Settings {
   expireAtBrowserClose: boolean
   /** Save and re-send the cookie on every response with a non-empty session. Default `false`. Django: `SESSION_SAVE_EVERY_REQUEST`. */
   saveEveryRequest: boolean
+  /**
+   * Absolute timeout in seconds, or `null` (default: none, as Django). A session is refused on
+   * load once this many seconds have passed since it was created, however active it is. The
+   * creation time (whole seconds since the epoch) is kept in the session data under the
+   * reserved key `_session_created`, written at the first save; it survives `cycleKey()` and is
+   * reset by `flush()`. No Django equivalent (OWASP: absolute timeout).
+   */
+  absoluteAge: number | null
+  /**
+   * Send `Cache-Control: private, no-store` on every response that sets or deletes the session
+   * cookie, replacing what the handler set (`no-store` overrides any other directive). Default
+   * `false`, as Django (which never touches `Cache-Control` here). No Django equivalent.
+   */
+  cacheControl: boolean
   /** File engine directory. Default the OS temp dir. Django: `SESSION_FILE_PATH`. */
   filePath: string
   /** Serializer of session data. Default JSON, byte-compatible with Django's. Django: `SESSION_SERIALIZER`. */
   serializer: Serializer
+  /**
+   * Encrypt the `signed_cookies` cookie (AES-256-GCM, keys derived from `secretKey` and the
+   * fallbacks) so that the visitor cannot read the session data. Default `false`: Django's
+   * signed, readable format, which Django can read too; an encrypted cookie is **not**
+   * readable by Django. Turning it on keeps existing signed cookies valid (each is re-written
+   * encrypted at its next save); turning it off logs out encrypted sessions. Server-side
+   * engines ignore it (their cookie holds only a random key). No Django equivalent.
+   */
+  cookieEncryption: boolean
   /** Cache alias for the `cache` and `cached_db` engines. Default `'default'`. Django: `SESSION_CACHE_ALIAS`. */
   cacheAlias: string
   /**
@@ -121,7 +144,10 @@ export const defaults: Readonly<Omit<Settings, 'secretKey'>> = Object.freeze({
   cookiePartitioned: false,
   expireAtBrowserClose: false,
   saveEveryRequest: false,
+  absoluteAge: null,
+  cacheControl: false,
   filePath: os.tmpdir(),
+  cookieEncryption: false,
   serializer: JSONSerializer,
   cacheAlias: 'default',
   caches: Object.freeze({}) as Readonly<Record<string, SessionCache>>,
@@ -196,8 +222,11 @@ export function resolveSettings(input: Partial<Settings> = {}): Readonly<Setting
   if (typeof s.cookiePath !== 'string' || !s.cookiePath.startsWith('/')) {
     fail('cookiePath', 'a path starting with "/"', s.cookiePath)
   }
-  for (const name of ['cookieSecure', 'cookieHttpOnly', 'cookiePartitioned', 'expireAtBrowserClose', 'saveEveryRequest', 'lazy'] as const) {
+  for (const name of ['cookieSecure', 'cookieHttpOnly', 'cookiePartitioned', 'expireAtBrowserClose', 'saveEveryRequest', 'lazy', 'cookieEncryption', 'cacheControl'] as const) {
     s[name] = bool(s, name)
+  }
+  if (s.absoluteAge !== null && (!Number.isSafeInteger(s.absoluteAge) || s.absoluteAge <= 0)) {
+    fail('absoluteAge', 'a whole number of seconds > 0 or null', s.absoluteAge)
   }
   s.cookieSameSite = sameSite(s.cookieSameSite)
   try {
@@ -328,8 +357,9 @@ function envList(raw: string | undefined): string[] | undefined {
  * Django's dotted `django.contrib.sessions.backends.db`), `SESSION_COOKIE_NAME`, `_AGE`,
  * `_DOMAIN`, `_PATH`, `_SECURE`, `_HTTPONLY`, `_SAMESITE`, `_PARTITIONED`,
  * `SESSION_EXPIRE_AT_BROWSER_CLOSE`, `SESSION_SAVE_EVERY_REQUEST`, `SESSION_FILE_PATH`,
- * `SESSION_CACHE_ALIAS`, `DATABASE_URL`, `REDIS_URL`. Unset variables are left out, so
- * the result can be spread under explicit settings. Malformed values throw, naming the variable.
+ * `SESSION_CACHE_ALIAS`, `SESSION_COOKIE_ENCRYPTED` (sessionkit's own), `DATABASE_URL`,
+ * `REDIS_URL`. Unset variables are left out, so the result can be spread under explicit
+ * settings. Malformed values throw, naming the variable.
  */
 export function fromEnv(env: Record<string, string | undefined> = process.env): Partial<Settings> {
   const out: Partial<Settings> = {}
@@ -353,6 +383,7 @@ export function fromEnv(env: Record<string, string | undefined> = process.env): 
   out.saveEveryRequest = envBool(env, 'SESSION_SAVE_EVERY_REQUEST')
   if (str('SESSION_FILE_PATH')) out.filePath = str('SESSION_FILE_PATH')
   if (str('SESSION_CACHE_ALIAS')) out.cacheAlias = str('SESSION_CACHE_ALIAS')
+  out.cookieEncryption = envBool(env, 'SESSION_COOKIE_ENCRYPTED')
   if (str('DATABASE_URL')) out.databaseUrl = str('DATABASE_URL')
   if (str('REDIS_URL')) out.redisUrl = str('REDIS_URL') ?? null
   return stripUndefined(out)

@@ -12,7 +12,7 @@ import type { Settings } from '../settings.js'
 type Args = unknown[]
 type Write = (...args: Args) => boolean
 
-/** Merge our `Set-Cookie`/`Vary` into headers passed straight to `writeHead(status, headers)`. */
+/** Merge our `Set-Cookie`/`Vary`/`Cache-Control` into headers passed straight to `writeHead(status, headers)`. */
 function mergeIntoHeadArgs(args: Args, decision: ResponseDecision): void {
   const at = typeof args[1] === 'string' ? 2 : 1
   const headers = args[at]
@@ -37,6 +37,10 @@ function mergeIntoHeadArgs(args: Args, decision: ResponseDecision): void {
       raw[varyAt] = patchVary(raw[varyAt] as string | string[])
       decision.vary = false
     }
+    if (decision.cacheControl) {
+      // Every pair of that name, not only the last: none may keep a weaker directive.
+      for (let i = 0; i < raw.length; i += 2) if (String(raw[i]).toLowerCase() === 'cache-control') raw[i + 1] = decision.cacheControl
+    }
     return
   }
   const record = headers as OutgoingHttpHeaders
@@ -50,12 +54,15 @@ function mergeIntoHeadArgs(args: Args, decision: ResponseDecision): void {
     } else if (lower === 'vary' && decision.vary) {
       record[name] = patchVary(record[name] as string | string[])
       decision.vary = false
+    } else if (lower === 'cache-control' && decision.cacheControl) {
+      record[name] = decision.cacheControl
     }
   }
 }
 
 function applyDecision(res: ServerResponse, decision: ResponseDecision): void {
   if (decision.vary) res.setHeader('Vary', patchVary(res.getHeader('Vary') as string | string[] | undefined))
+  if (decision.cacheControl) res.setHeader('Cache-Control', decision.cacheControl)
   if (decision.setCookie) {
     const existing = res.getHeader('Set-Cookie')
     res.setHeader(

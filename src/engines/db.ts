@@ -6,19 +6,37 @@
  * `settings.databaseUrl` picks the database, parsed like dj-database-url:
  * - `sqlite:///relative/path.db` (relative to the working directory),
  *   `sqlite:////absolute/path.db`, or `sqlite:path.db` (a plain path, as written);
- * - `sqlite::memory:` or `sqlite://:memory:`, a database that lives as long as the engine.
+ * - `sqlite::memory:` or `sqlite://:memory:`, a database that lives as long as the engine;
+ * - `postgres://user:password@host:5432/db` or `postgresql://…`, through `pg`
+ *   (`npm install pg`), see `drivers/postgres.ts`;
+ * - `mysql://user:password@host:3306/db` or `mariadb://…`, through `mysql2`
+ *   (`npm install mysql2`), see `drivers/mysql.ts`.
+ *
+ * On PostgreSQL and MySQL the engine opens asynchronously: it makes a pool, checks it with
+ * one query, and `sessions.ready()` rejects with `StoreUnavailable` naming the URL (password
+ * redacted) when the server cannot be reached. `close()` ends that pool.
+ *
+ * A pool of your own (sessionkit never ends it) plugs in as an engine factory:
+ * ```ts
+ * import { createSessions, sqlEngine, postgresDriver, mysqlDriver } from 'sessionkit'
+ * createSessions({ secretKey, engine: (ctx) => sqlEngine(postgresDriver(pgPool), ctx) })
+ * createSessions({ secretKey, engine: (ctx) => sqlEngine(mysqlDriver(mysqlPool), ctx) })
+ * ```
  *
  * On SQLite the engine creates the table and its index when they are missing, as it opens:
- * an embedded database needs no set-up step. Other databases (PostgreSQL, MySQL, coming)
- * need `sessionkit migrate` (or `sessions.migrate()`) once, as Django needs `manage.py migrate`.
+ * an embedded database needs no set-up step. PostgreSQL and MySQL need `sessionkit migrate`
+ * (or `sessions.migrate()`) once, as Django needs `manage.py migrate`.
  *
  * `expire_date` is UTC (Django's `USE_TZ = True`, the default since Django 5.0). A Django
  * project with `USE_TZ = False` stores local time and would see sessions expire off by its
  * UTC offset.
  */
 import { resolve } from 'node:path'
-import { CreateError, ImproperlyConfigured, UpdateError } from '../errors.js'
+import { CreateError, ImproperlyConfigured, SessionError, StoreUnavailable, UpdateError } from '../errors.js'
 import { openSqlite } from '../drivers/sqlite.js'
+import { openPostgres } from '../drivers/postgres.js'
+import { openMysql } from '../drivers/mysql.js'
+import { redactUrl } from '../settings.js'
 import type { Engine, EngineContext } from '../engine.js'
 
 /** What `migrate()` did: the objects it created (none when all were there) and where. */
@@ -130,17 +148,59 @@ const DIALECT_NAMES = { postgresql: 'PostgreSQL', mysql: 'MySQL' } as const
 
 /**
  * The `db` engine for `settings.databaseUrl`. Opens synchronously on SQLite (and creates
- * `django_session` if missing). PostgreSQL and MySQL throw `ImproperlyConfigured` in this
- * version. Django: `django.contrib.sessions.backends.db.SessionStore`.
+ * `django_session` if missing); asynchronously on PostgreSQL and MySQL, after one query
+ * that proves the connection. A missing driver package throws `ImproperlyConfigured` at
+ * once. Django: `django.contrib.sessions.backends.db.SessionStore`.
  */
-export function dbEngine(context: EngineContext): DbEngine {
+export function dbEngine(context: EngineContext): DbEngine | Promise<DbEngine> {
   const target = parseDatabaseUrl(context.settings.databaseUrl)
-  if (target.dialect !== 'sqlite') {
-    throw new ImproperlyConfigured(
-      `sessionkit: the db engine on ${DIALECT_NAMES[target.dialect]} arrives with the engines issue; use a sqlite: databaseUrl for now`,
-    )
+  if (target.dialect === 'sqlite') return sqlEngine(openSqlite(target.filename), context)
+  const { url } = target
+  const { logger } = context.settings
+  const opening: Promise<SqlDriver> =
+    target.dialect === 'postgresql'
+      ? openPostgres(url, {
+          onIdleError: (error) => logger.error(`an idle PostgreSQL connection to ${redactUrl(url)} failed: ${scrub(describe(error), url)}`),
+        })
+      : openMysql(url)
+  return opening.then(
+    (driver) => sqlEngine(driver, context),
+    (error: unknown) => {
+      if (error instanceof SessionError) throw error
+      throw new StoreUnavailable(
+        `sessionkit: cannot connect to ${/^mariadb:/i.test(url) ? 'MariaDB' : DIALECT_NAMES[target.dialect]} at ${redactUrl(url)}: ${scrub(describe(error), url)}`,
+        { cause: error },
+      )
+    },
+  )
+}
+
+/** The reason of a driver's error on one line; `AggregateError`s (one per address tried) say their first. */
+function describe(error: unknown): string {
+  if (!(error instanceof Error)) return String(error)
+  const first = error instanceof AggregateError ? (error.errors[0] as unknown) : undefined
+  const message = error.message || (first instanceof Error ? first.message : '') || (error as { code?: string }).code || error.name
+  return message.split('\n', 1)[0]!.trim()
+}
+
+/** `message` with the URL's password, as written and decoded, replaced by `***`. */
+function scrub(message: string, url: string): string {
+  let out = message.split(url).join(redactUrl(url))
+  try {
+    const { password } = new URL(url)
+    for (const secret of [password, safeDecode(password)]) if (secret) out = out.split(secret).join('***')
+  } catch {
+    // not a parseable URL: redactUrl has done what can be done
   }
-  return sqlEngine(openSqlite(target.filename), context)
+  return out
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text)
+  } catch {
+    return text
+  }
 }
 
 /**

@@ -9,6 +9,7 @@ import type { Settings } from '../settings.js'
 import { dbEngine } from './db.js'
 import { fileEngine } from './file.js'
 import { cacheEngine } from './cache.js'
+import { cachedDbEngine } from './cached-db.js'
 import { signedCookiesEngine } from './signed-cookies.js'
 
 /** Build the engine `settings.engine` names; synchronous where the engine opens synchronously (SQLite, signed cookies). */
@@ -23,6 +24,8 @@ export function createEngine(settings: Readonly<Settings>, codec: SessionCodec):
       return fileEngine(context)
     case 'cache':
       return cacheEngine(context)
+    case 'cached_db':
+      return cachedDbEngine(context)
     case 'signed_cookies':
       return signedCookiesEngine(context)
     default:

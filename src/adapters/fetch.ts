@@ -1,0 +1,107 @@
+/**
+ * Web `Request` → `Response` adapter: `withSession(handler, settings)` for any server that
+ * speaks the Fetch API — Bun, Deno, Cloudflare-style workers, `@hono/node-server` and other
+ * Node bridges — with Django's `SessionMiddleware` behaviour.
+ *
+ * ```ts
+ * import { withSession } from 'sessionkit/fetch'
+ *
+ * type Data = { visits: number }
+ * const fetch = withSession<Data>(async (request, session) => {
+ *   session.set('visits', (session.get('visits') ?? 0) + 1)
+ *   return new Response(`visits: ${session.get('visits')}`)
+ * }, { secretKey: process.env.SECRET_KEY!, engine: 'signed_cookies' })
+ *
+ * Bun.serve({ fetch })          // Bun
+ * Deno.serve(fetch)             // Deno
+ * // Node: serve({ fetch }) from '@hono/node-server'
+ * ```
+ */
+import { createSessions, patchVary, Sessions, type ResponseDecision } from '../middleware.js'
+import type { Session, SessionData } from '../session.js'
+import type { Settings } from '../settings.js'
+import { FAILURE_HEADERS, sessionFailure } from './failure.js'
+
+/**
+ * A fetch handler that also receives the visitor's session. Any arguments the server passes
+ * after the request (Bun's `server`, Deno's `info`, a worker's `env` and `ctx`) follow the session.
+ */
+export type SessionFetchHandler<T extends object = SessionData, A extends unknown[] = []> = (
+  request: Request,
+  session: Session<T>,
+  ...rest: A
+) => Response | Promise<Response>
+
+/** What {@link withSession} returns: a fetch handler, plus the sessions it uses. */
+export interface SessionFetch<T extends object = SessionData, A extends unknown[] = []> {
+  (request: Request, ...rest: A): Promise<Response>
+  readonly sessions: Sessions<T>
+  /** Close the engine's connections; call it on shutdown. */
+  close(): Promise<void>
+}
+
+/**
+ * `response` with the session's `Vary` and `Set-Cookie` added. A response whose headers are
+ * immutable (`Response.redirect()`, a `fetch()` result passed through) is copied first; the
+ * body is carried over as a stream, not read.
+ */
+export function applyToResponse(response: Response, decision: ResponseDecision): Response {
+  if (!decision.vary && !decision.setCookie) return response
+  try {
+    write(response.headers, decision)
+    return response
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error
+    const copy = new Response(response.body, response)
+    write(copy.headers, decision)
+    return copy
+  }
+}
+
+function write(headers: Headers, decision: ResponseDecision): void {
+  if (decision.vary) headers.set('Vary', patchVary(headers.get('Vary')))
+  if (decision.setCookie) headers.append('Set-Cookie', decision.setCookie)
+}
+
+/**
+ * Wrap a fetch handler so that it receives the visitor's session.
+ *
+ * - A request without a session cookie costs no store round trip; one with a cookie is
+ *   loaded before the handler runs (or, with `lazy: true`, when the handler awaits it).
+ * - The session is saved, and its cookie added, before the `Response` is returned: nothing
+ *   of it has been sent yet. A streamed body streams after.
+ * - A store that is down answers 503 (logged); a session logged out by a concurrent
+ *   request answers 400 (Django's `SessionInterrupted`). The handler's response is then
+ *   discarded (its body cancelled).
+ * - An error thrown by the handler propagates to the server (which answers 500); nothing is saved.
+ *
+ * Django: `django.contrib.sessions.middleware.SessionMiddleware`.
+ */
+export function withSession<T extends object = SessionData, A extends unknown[] = []>(
+  handler: SessionFetchHandler<T, A>,
+  settings: Partial<Settings> | Sessions<T>,
+): SessionFetch<T, A> {
+  const core = settings instanceof Sessions ? settings : createSessions<T>(settings)
+  const fail = (error: unknown, phase: 'load' | 'save'): Response => {
+    const { status, body } = sessionFailure(error, core.settings, phase)
+    return new Response(body, { status, headers: FAILURE_HEADERS })
+  }
+  const fetch = async function sessionkit(request: Request, ...rest: A): Promise<Response> {
+    let state
+    try {
+      state = await core.begin(request.headers.get('Cookie'))
+    } catch (error) {
+      return fail(error, 'load')
+    }
+    const response = await handler(request, state.session, ...rest)
+    let decision
+    try {
+      decision = await core.end(state, response.status)
+    } catch (error) {
+      response.body?.cancel().catch(() => undefined)
+      return fail(error, 'save')
+    }
+    return applyToResponse(response, decision)
+  }
+  return Object.assign(fetch, { sessions: core, close: () => core.close() })
+}
