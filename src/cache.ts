@@ -36,6 +36,13 @@ export interface SessionCache {
   add(key: string, value: string, ttlSeconds: number): Promise<boolean>
   /** Store only if the key exists; `false` when it is missing. Redis: `SET k v EX ttl XX`. */
   replace(key: string, value: string, ttlSeconds: number): Promise<boolean>
+  /**
+   * Compare-and-set: store `value` only if the key still holds `expected` (a `ttlSeconds` ≤ 0
+   * deletes it instead); `false` when it holds something else or nothing. One round trip
+   * (Redis: a Lua script). Optional: without it the engine updates with `replace`
+   * (last write wins, as Django).
+   */
+  replaceIf?(key: string, expected: string, value: string, ttlSeconds: number): Promise<boolean>
   /** Remove the key; a missing key is not an error. */
   delete(key: string): Promise<void>
   /** Whether a live entry exists under the key. */

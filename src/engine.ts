@@ -9,10 +9,39 @@ import type { SessionCodec } from './codec.js'
 /** Session data as engines see it: a `Map` in insertion order (a Python dict). */
 export type SessionMap = Map<string, unknown>
 
+/**
+ * A loaded session with its version: the stored string exactly as the codec wrote it
+ * (`session_data`). Engines that can compare-and-set return it; `save` gets it back as
+ * `expected`.
+ */
+export interface LoadedSession {
+  data: SessionMap
+  version: string
+}
+
+/** What a save wrote: the key the cookie must carry and the new version (`null` when the engine keeps none). */
+export interface SavedSession {
+  key: string
+  version: string | null
+}
+
+/** Options of `load`. */
+export interface LoadOptions {
+  /** Read the authoritative store, past any cache in front of it (after a conflict). */
+  fresh?: boolean
+}
+
 /** What `save` needs besides the data. */
 export interface SaveOptions {
   /** Create only: throw `CreateError` if the key is taken. Otherwise update only: throw `UpdateError` if the session is gone. */
   mustCreate: boolean
+  /**
+   * For an update: the version this request loaded. An engine that supports it writes only
+   * if the stored version is still this one (compare-and-set) and throws `UpdateError`
+   * otherwise; the session then reloads, merges its own changes and retries. `null` or
+   * absent: write unconditionally (Django's behaviour).
+   */
+  expected?: string | null
   /** When the session expires on the server (Django's `get_expiry_date()`). */
   expireDate: Date
   /** Seconds from now until then (Django's `get_expiry_age()`); may be ≤ 0. */
@@ -29,10 +58,17 @@ export type ClearProgress = (deletedSoFar: number) => void
  * - `load(key)` returns the stored data, or `null` when there is no live session under that
  *   key (missing or expired). Undecodable data is an empty `Map` (the codec logs it), not an error.
  *   Store failures (connection refused, disk error) throw.
- * - `save(key, data, { mustCreate })` persists the session and returns the key the cookie must
- *   carry (server-side engines return `key`; the signed-cookies engine returns the signed data).
- *   With `mustCreate`, throw `CreateError` if the key exists; otherwise throw `UpdateError`
- *   if it is gone: a session deleted meanwhile is never resurrected.
+ * - `save(key, data, { mustCreate, expected })` persists the session and returns the key the
+ *   cookie must carry (server-side engines return `key`; the signed-cookies engine returns the
+ *   signed data), with the new version when the engine keeps one. With `mustCreate`, throw
+ *   `CreateError` if the key exists; otherwise throw `UpdateError` if it is gone — a session
+ *   deleted meanwhile is never resurrected — or, when `expected` is given, if the stored
+ *   version is no longer `expected`.
+ *
+ * Compare-and-set is a capability: an engine whose `load` returns a `LoadedSession` (data
+ * and version) must honour `expected` in the same statement or command as the write (no
+ * extra round trip); one that returns a bare `Map` gets no `expected` and keeps Django's
+ * last-write-wins.
  * - `exists(key)`: is there a session under that key.
  * - `delete(key)`: remove it; a missing key is not an error.
  * - `clearExpired(onProgress?)`: delete expired sessions and return how many, or `null`
@@ -53,9 +89,9 @@ export interface Engine {
    * never looked up. Default (server-side engines): 8 to 40 characters of `[a-z0-9]`.
    */
   validKey?(key: string): boolean
-  load(key: string): Promise<SessionMap | null>
+  load(key: string, options?: LoadOptions): Promise<LoadedSession | SessionMap | null>
   exists(key: string): Promise<boolean>
-  save(key: string, data: SessionMap, options: SaveOptions): Promise<string>
+  save(key: string, data: SessionMap, options: SaveOptions): Promise<SavedSession | string>
   delete(key: string): Promise<void>
   clearExpired(onProgress?: ClearProgress): Promise<number | null>
   /** Create what the engine needs in its store (the `django_session` table); idempotent. */

@@ -71,6 +71,16 @@ export class SessionInterrupted extends SessionError {
   }
 }
 
+/**
+ * A save kept losing the compare-and-set race: other requests changed the session every
+ * time this one merged its changes and retried. Answered with 409; nothing was written.
+ */
+export class ConflictError extends SessionError {
+  constructor(attempts: number) {
+    super(`sessionkit: the session changed under ${attempts} merge attempts in a row; nothing was saved`, 'ERR_SESSION_CONFLICT', 409)
+  }
+}
+
 /** A session key with characters outside `[a-z0-9]`. Django: `InvalidSessionKey`. */
 export class InvalidSessionKey extends SessionError {
   constructor(message = 'Invalid characters in session key') {

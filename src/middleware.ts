@@ -5,7 +5,7 @@
  */
 import { parseCookie } from 'cookie'
 import { SessionError, SessionInterrupted, StoreUnavailable, UpdateError } from './errors.js'
-import { createCodec, reportSuspicious } from './codec.js'
+import { createCodec, reportSuspicious, type SessionCodec } from './codec.js'
 import { resolveSettings, type Settings } from './settings.js'
 import { Session, type SessionBackend, type SessionData } from './session.js'
 import { createEngine } from './engines/index.js'
@@ -60,6 +60,8 @@ export function patchVary(existing: string | readonly string[] | number | undefi
  */
 export class Sessions<T extends object = SessionData> implements SessionBackend {
   readonly settings: Readonly<Settings>
+  /** The codec of `session_data` (Django's `SessionBase.encode/decode`). */
+  readonly codec: SessionCodec
   #engine: Engine | null = null
   readonly #ready: Promise<Engine>
   readonly #setCookieHead: string
@@ -70,7 +72,8 @@ export class Sessions<T extends object = SessionData> implements SessionBackend 
     // Always validated: a frozen object is not necessarily a resolved one. Resolving resolved settings is cheap and idempotent.
     this.settings = resolveSettings(settings)
     const s = this.settings
-    const made = createEngine(s, createCodec(s))
+    this.codec = createCodec(s)
+    const made = createEngine(s, this.codec)
     if (made instanceof Promise) {
       this.#ready = made.then((engine) => (this.#engine = engine))
       // Reported by ready() and by requests; keep an unobserved rejection from crashing the process.
@@ -209,10 +212,16 @@ export class Sessions<T extends object = SessionData> implements SessionBackend 
     }
   }
 
-  /** `key` is cut out of the message: a store's error may quote it, and logs never get a key. */
+  /**
+   * `key` is cut out of the message: a store's error may quote it, and logs never get a key.
+   * So is anything shaped like a key we make (32 of `[a-z0-9]`, at the end of a run, as in
+   * `<prefix><key>`): a failed create quotes a fresh key the middleware never saw, and the
+   * store may hold it all the same (a write that timed out after it landed).
+   */
   #storeError(error: unknown, what: string, key?: string | null): unknown {
     if (error instanceof SessionError && !(error instanceof StoreUnavailable)) return error
-    const redact = (text: string): string => (key ? text.split(key).join('<session key>') : text)
+    const redact = (text: string): string =>
+      (key ? text.split(key).join('<session key>') : text).replace(/[a-z0-9]{32}(?![a-z0-9])/g, '<session key>')
     const name = this.#engine?.name ?? String(this.settings.engine)
     const reason = redact(error instanceof Error ? error.message : String(error))
     const wrapped = error instanceof StoreUnavailable ? error : new StoreUnavailable(`sessionkit: session store ${name} failed to ${what}: ${reason}`, { cause: error })

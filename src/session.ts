@@ -3,8 +3,9 @@
  * `accessed`, `modified`, expiry and the storage lifecycle.
  */
 import { randomBytes } from 'node:crypto'
-import { CreateError, SessionNotLoaded, UpdateError } from './errors.js'
-import { isServerKey, type Engine, type SaveOptions, type SessionMap } from './engine.js'
+import { ConflictError, CreateError, SessionNotLoaded, UpdateError } from './errors.js'
+import { isServerKey, type Engine, type LoadedSession, type SavedSession, type SaveOptions, type SessionMap } from './engine.js'
+import type { SessionCodec } from './codec.js'
 import type { Settings } from './settings.js'
 
 /**
@@ -28,6 +29,8 @@ export type SessionKey<T> = Extract<keyof T, string>
 /** What a session needs from its surroundings: the engine and the resolved settings. */
 export interface SessionBackend {
   readonly settings: Readonly<Settings>
+  /** Decodes a stored version back into the data it held (the base of a merge). */
+  readonly codec: SessionCodec
   /** The engine, once ready; `ready()` resolves to it. */
   readonly engine: Engine | null
   ready(): Promise<Engine>
@@ -48,6 +51,41 @@ export const TEST_COOKIE_NAME = 'testcookie'
 export const TEST_COOKIE_VALUE = 'worked'
 
 const CREATE_ATTEMPTS = 10
+/**
+ * How many times a save merges and retries after losing a compare-and-set before giving up.
+ * Every round at least one contender wins, so N writers at once need at most N rounds.
+ */
+const MERGE_ATTEMPTS = 64
+
+/** A short random pause after a lost compare-and-set, growing with the attempts: contenders spread out. */
+function backoff(attempt: number): Promise<void> {
+  const ms = Math.random() * Math.min(2 ** attempt, 50)
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+/** An engine's load result, whether it keeps versions or not. */
+function loaded(result: LoadedSession | SessionMap | null): LoadedSession | { data: SessionMap; version: null } | null {
+  if (result === null) return null
+  return result instanceof Map ? { data: result, version: null } : result
+}
+
+/**
+ * Three-way merge after a lost compare-and-set: start from what the store holds now
+ * (`theirs`) and re-apply every key this request changed relative to what it loaded
+ * (`base` → `mine`): set, replaced or deleted. A key both changed: this save wins (the last
+ * save wins, key by key). Values compare by their JSON, so in-place changes of nested values
+ * count as changes.
+ */
+export function mergeSessions(base: SessionMap, mine: SessionMap, theirs: SessionMap): SessionMap {
+  const merged = new Map(theirs)
+  const json = (map: SessionMap, key: string): string | undefined => (map.has(key) ? JSON.stringify(map.get(key)) : undefined)
+  for (const key of new Set([...base.keys(), ...mine.keys()])) {
+    if (json(base, key) === json(mine, key)) continue
+    if (mine.has(key)) merged.set(key, mine.get(key))
+    else merged.delete(key)
+  }
+  return merged
+}
 
 /**
  * A new session key: 32 characters of `[a-z0-9]` (about 165 bits) from the CSPRNG, drawn
@@ -122,6 +160,8 @@ export class Session<T extends object = SessionData> {
   readonly #backend: SessionBackend
   #key: string | null
   #data: SessionMap | null = null
+  /** The stored version this request loaded or last wrote (compare-and-set), if the engine keeps one. */
+  #version: string | null = null
   #loading: Promise<void> | null = null
 
   /**
@@ -187,12 +227,13 @@ export class Session<T extends object = SessionData> {
 
   async #load(key: string): Promise<void> {
     const engine = await this.#engine()
-    const stored = await engine.load(key)
+    const stored = loaded(await engine.load(key))
     if (this.#data !== null) return // cleared or replaced while the store answered
     // Past the absolute timeout: no live session, whatever the engine's idle expiry says.
-    const data = stored !== null && this.#pastAbsoluteAge(stored) ? null : stored
-    if (data === null) this.#key = null
-    this.#data = data ?? new Map()
+    const result = stored !== null && this.#pastAbsoluteAge(stored.data) ? null : stored
+    if (result === null) this.#key = null
+    this.#data = result?.data ?? new Map()
+    this.#version = result?.version ?? null
   }
 
   /** The end of the absolute timeout of `data`, in ms; `null` without `absoluteAge` or a creation time. */
@@ -426,7 +467,33 @@ export class Session<T extends object = SessionData> {
     const absoluteAge = this.#backend.settings.absoluteAge
     if (absoluteAge !== null && absoluteAge !== undefined && !data.has(CREATED_KEY)) data.set(CREATED_KEY, Math.floor(this.#now() / 1000))
     const engine = await this.#engine()
-    this.#key = await engine.save(this.#key, data, this.#saveOptions(mustCreate))
+    for (let merges = 0; ; merges++) {
+      const expected = mustCreate ? null : this.#version
+      try {
+        this.#saved(await engine.save(this.#key, this.#data, { ...this.#saveOptions(mustCreate), expected }))
+        return
+      } catch (error) {
+        // A lost compare-and-set: reload, re-apply this request's own changes, try again.
+        if (!(error instanceof UpdateError) || expected === null) throw error
+        if (merges >= MERGE_ATTEMPTS) throw new ConflictError(merges)
+        if (merges > 0) await backoff(merges)
+        const current = loaded(await engine.load(this.#key, { fresh: true }))
+        if (current === null) throw error // deleted meanwhile (a logout): never resurrect
+        const base = this.#backend.codec.decode(expected, engine.name)
+        this.#data = mergeSessions(base, this.#data, current.data)
+        this.#version = current.version
+      }
+    }
+  }
+
+  #saved(result: SavedSession | string): void {
+    if (typeof result === 'string') {
+      this.#key = result
+      this.#version = null
+    } else {
+      this.#key = result.key
+      this.#version = result.version
+    }
   }
 
   /** Save under a new random key, retrying on collision. Django: `create()`. */
@@ -475,6 +542,7 @@ export class Session<T extends object = SessionData> {
     this.clear()
     await this.destroy()
     this.#key = null
+    this.#version = null
   }
 
   /**

@@ -12,6 +12,11 @@ import { describeEngine } from 'sessionkit/testing'
 import { memoryCache } from '../src/drivers/memory.ts'
 import { redisCache } from '../src/drivers/redis.ts'
 import { deleteTestKeys, REDIS_URL, redisAvailable, uniquePrefix } from './helpers/redis.ts'
+import { sqlEngine } from '../src/engines/db.ts'
+import { postgresDriver } from '../src/drivers/postgres.ts'
+import { mysqlDriver } from '../src/drivers/mysql.ts'
+import { mysqlAvailable, mysqlScratch, postgresAvailable, postgresScratch } from './helpers/databases.ts'
+import { cachedDbOver } from '../src/engines/cached-db.ts'
 
 const dir = mkdtempSync(path.join(tmpdir(), 'sessionkit-conformance-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
@@ -54,4 +59,76 @@ describeEngine(
   'cache on Redis (node-redis)',
   (settings) => createSessions({ ...settings, engine: 'cache', caches: { default: redisCache(nodeRedis!, { prefix: uniquePrefix('conformance') }) } }),
   { skip: redisSkip },
+)
+
+// PostgreSQL and MariaDB: one scratch schema (database) for the file, dropped at the end, and
+// the engine on a pool passed in. (The suite keeps every case's sessions open until it ends:
+// a pool per case from databaseUrl would hold a connection per case; db-postgres.test.ts and
+// db-mysql.test.ts cover databaseUrl.)
+const pgSkip = await postgresAvailable()
+const pgScratch = pgSkip ? undefined : await postgresScratch('conformance')
+after(() => pgScratch?.drop())
+
+describeEngine(
+  'db on PostgreSQL',
+  (settings) => createSessions({ ...settings, engine: (ctx) => sqlEngine(postgresDriver(pgScratch!.pool), ctx) }),
+  { skip: pgSkip },
+)
+
+const mysqlSkip = await mysqlAvailable()
+const mysqlDb = mysqlSkip ? undefined : await mysqlScratch('conformance')
+after(() => mysqlDb?.drop())
+
+describeEngine(
+  'db on MariaDB',
+  (settings) => createSessions({ ...settings, engine: (ctx) => sqlEngine(mysqlDriver(mysqlDb!.pool), ctx) }),
+  { skip: mysqlSkip },
+)
+
+// signed_cookies, encrypted mode (cookieEncryption): the same cases as the signed format.
+describeEngine('signed_cookies, encrypted', (settings) => createSessions({ ...settings, engine: 'signed_cookies', cookieEncryption: true }), {
+  stores: 'cookie',
+})
+
+// cached_db: the database behind a cache. SQLite + the in-process cache through the registry
+// (engine 'cached_db'); SQLite + Redis and PostgreSQL + Redis with the Redis client of this file
+// (a unique key prefix per case) and, for PostgreSQL, a pool on a scratch schema of its own.
+describeEngine('cached_db on SQLite + the in-process cache', (settings) =>
+  createSessions({
+    ...settings,
+    engine: 'cached_db',
+    databaseUrl: `sqlite:${path.join(dir, `cached-db-${n++}.sqlite3`)}`,
+    caches: { default: memoryCache({ now: settings.now }) },
+  }),
+)
+
+describeEngine(
+  'cached_db on SQLite + Redis',
+  (settings) =>
+    createSessions({
+      ...settings,
+      engine: 'cached_db',
+      databaseUrl: `sqlite:${path.join(dir, `cached-db-${n++}.sqlite3`)}`,
+      caches: { default: redisCache(ioredis!, { prefix: uniquePrefix('conformance-cached-db') }) },
+    }),
+  { skip: redisSkip },
+)
+
+const cachedDbSkip = pgSkip || redisSkip
+const cachedDbScratch = cachedDbSkip ? undefined : await postgresScratch('conformance_cached_db')
+after(() => cachedDbScratch?.drop())
+
+describeEngine(
+  'cached_db on PostgreSQL + Redis',
+  (settings) =>
+    createSessions({
+      ...settings,
+      engine: (ctx) =>
+        cachedDbOver(
+          sqlEngine(postgresDriver(cachedDbScratch!.pool), ctx),
+          { cache: redisCache(ioredis!, { prefix: uniquePrefix('conformance-cached-db') }), owned: false },
+          ctx,
+        ),
+    }),
+  { skip: cachedDbSkip },
 )

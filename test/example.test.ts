@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, it, type TestContext } from 'node:test'
-import { createApp, type AppOptions } from '../examples/login/app.js'
+import { createApp, FRAMEWORKS, type AppOptions } from '../examples/login/app.js'
 
 const SECRET = 'example-test-secret-not-for-production-0123456789abcdef'
 
@@ -379,6 +379,64 @@ describe('example login app', () => {
   })
 })
 
+describe('example login app on every framework, from the same pages', () => {
+  for (const framework of FRAMEWORKS) {
+    it(`${framework}: login → dashboard → logout, and the old cookie is refused afterwards`, async (t) => {
+      const { browser } = await start(t, { framework })
+      const visitor = browser()
+      assertRedirect(await visitor.get('/'), '/login')
+
+      const login = await visitor.login()
+      assertRedirect(login, '/dashboard')
+      const cookie = login.cookies.get('sessionid')
+      assert.ok(cookie, 'login sets the session cookie')
+      assert.match(cookie.value, /^[a-z0-9]{32}$/)
+      assert.equal(cookie.attributes.has('httponly'), true)
+      assert.equal(cookie.attributes.get('samesite'), 'Lax')
+      assert.match(login.headers.get('vary') ?? '', /\bCookie\b/)
+      assert.ok(login.cookies.get('csrftoken'), 'login rotates the CSRF secret')
+
+      const dashboard = await visitor.get('/dashboard')
+      assert.equal(dashboard.status, 200)
+      assert.match(dashboard.headers.get('content-type') ?? '', /^text\/html/)
+      assert.equal(dashboard.headers.get('cache-control'), 'no-store')
+      assert.match(dashboard.body, /Welcome, admin/)
+      assert.deepEqual([...dashboard.cookies.keys()], [], 'a read sends no cookie')
+
+      const logout = await visitor.get('/logout')
+      assertRedirect(logout, '/login')
+      assert.equal(logout.cookies.get('sessionid')?.attributes.get('max-age'), '0')
+      assertRedirect(await visitor.get('/dashboard'), '/login')
+
+      const replay = browser()
+      replay.cookies.set('sessionid', cookie.value)
+      assertRedirect(await replay.get('/dashboard'), '/login')
+    })
+
+    it(`${framework}: a wrong password re-renders the form with "Invalid credentials" and starts no session`, async (t) => {
+      const { browser } = await start(t, { framework })
+      const visitor = browser()
+      const page = await visitor.login('admin', 'wrong-password')
+      assert.equal(page.status, 200)
+      assert.match(page.body, /Invalid credentials/)
+      assert.match(page.body, /name="username" value="admin"/)
+      assert.equal(visitor.cookies.has('sessionid'), false)
+      assertRedirect(await visitor.get('/dashboard'), '/login')
+    })
+
+    it(`${framework}: a login POST without a CSRF token answers 403, even with the right password`, async (t) => {
+      const { browser, logs } = await start(t, { framework })
+      const visitor = browser()
+      await visitor.csrfToken()
+      const page = await visitor.post('/login', { username: 'admin', password: 'password123' })
+      assert.equal(page.status, 403)
+      assert.match(page.body, /CSRF verification failed/)
+      assert.equal(visitor.cookies.has('sessionid'), false)
+      assert.ok(logs.some((l) => l.includes('CSRF token missing')), logs.join('\n'))
+    })
+  }
+})
+
 describe('npm start (examples/login/server.ts)', () => {
   const root = fileURLToPath(new URL('../', import.meta.url))
   const server = path.join(root, 'examples/login/server.ts')
@@ -444,6 +502,29 @@ describe('npm start (examples/login/server.ts)', () => {
     assert.equal((await fetch(url + '/login')).status, 200)
     assert.match(output().stderr, /WARNING: SECRET_KEY is not set/)
     assert.equal(existsSync(path.join(cwd, 'db.sqlite3')), true)
+  })
+
+  it('runs on the framework EXAMPLE_FRAMEWORK names', async (t) => {
+    const { url, output } = await spawnServer(t, { SECRET_KEY: SECRET, EXAMPLE_FRAMEWORK: 'fastify' })
+    const page = await fetch(url + '/login')
+    assert.equal(page.status, 200)
+    assert.match(await page.text(), /csrfmiddlewaretoken/)
+    assert.match(output().stdout, /listening on http:\/\/127\.0\.0\.1:\d+ \(fastify\)/)
+  })
+
+  it('refuses an unknown EXAMPLE_FRAMEWORK, naming the variable and the allowed values', async (t) => {
+    const cwd = await mkdtemp(path.join(tmpdir(), 'sessionkit-example-'))
+    t.after(() => rm(cwd, { recursive: true, force: true }))
+    const child = spawn(process.execPath, ['--conditions=sessionkit-source', '--import', import.meta.resolve('tsx'), server], {
+      cwd,
+      env: { PATH: process.env.PATH ?? '', PORT: '0', SECRET_KEY: SECRET, EXAMPLE_FRAMEWORK: 'rails' },
+      stdio: 'pipe',
+    })
+    let stderr = ''
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s))
+    const [code] = (await once(child, 'exit')) as [number | null]
+    assert.equal(code, 1)
+    assert.match(stderr, /EXAMPLE_FRAMEWORK must be one of express, fastify, koa, hono, node, fetch, got "rails"/)
   })
 
   it('does not warn when SECRET_KEY is set', async (t) => {

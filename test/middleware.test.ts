@@ -606,7 +606,7 @@ async function cookieSizes(): Promise<Map<number, { name: string; value: string 
       const value = noise(n, 7)
       let size: number
       try {
-        size = 'sessionid='.length + (await engine.save('', new Map([[name, value]]), options)).length
+        size = 'sessionid='.length + String(await engine.save('', new Map([[name, value]]), options)).length
       } catch (error) {
         if (!(error instanceof SessionTooLarge)) throw error
         size = error.size

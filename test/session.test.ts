@@ -34,7 +34,8 @@ function bareBackend(): SessionBackend {
     clearExpired: refuse('a clear_expired()'),
     close: () => Promise.resolve(),
   }
-  return { settings: resolveSettings({ secretKey: SECRET, engine: () => engine }), engine, ready: () => Promise.resolve(engine) }
+  const settings = resolveSettings({ secretKey: SECRET, engine: () => engine })
+  return { settings, codec: createCodec(settings), engine, ready: () => Promise.resolve(engine) }
 }
 
 describe('SessionBaseTests', () => {

@@ -1,6 +1,7 @@
 /**
  * Cross-site request forgery protection the way Django's `CsrfViewMiddleware` does it by
- * default: no session needed for anonymous visitors.
+ * default: no session needed for anonymous visitors. Framework-neutral: it reads the
+ * `Cookie` header and says which `Set-Cookie` the response needs.
  *
  * - The `csrftoken` cookie holds a random 32-character secret (SameSite=Lax, Path=/, and
  *   readable by scripts, like Django's, so JavaScript can send it as `X-CSRFToken`).
@@ -14,8 +15,7 @@
  * Tokens are interchangeable with Django's: same alphabet, lengths, masking and field name.
  */
 import { randomInt, timingSafeEqual } from 'node:crypto'
-import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import { parse } from 'cookie'
+import { parse, serialize } from 'cookie'
 
 /** Django: `CSRF_ALLOWED_CHARS` (`string.ascii_letters + string.digits`). */
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'
@@ -26,78 +26,96 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE'])
 /** Django's setting defaults: `CSRF_COOKIE_NAME`, `CSRF_COOKIE_AGE`, the form field and header. */
 export const CSRF_COOKIE_NAME = 'csrftoken'
 export const CSRF_FIELD_NAME = 'csrfmiddlewaretoken'
-const CSRF_HEADER_NAME = 'x-csrftoken'
-const CSRF_COOKIE_AGE_MS = 31_449_600_000
+export const CSRF_HEADER_NAME = 'x-csrftoken'
+const CSRF_COOKIE_AGE_SECONDS = 31_449_600
 
 export interface CsrfOptions {
   /** Send the cookie with `Secure`. Django: `CSRF_COOKIE_SECURE`, default false. */
   secure?: boolean
-  /** Answer a rejected request; the reason is for logs, not for the visitor. */
-  onFailure(req: Request, res: Response, reason: string): void
+}
+
+/** What the check needs to know about a request. */
+export interface CsrfRequest {
+  method: string
+  /** This site's origin, as the request reached it: `http://127.0.0.1:8000`. */
+  siteOrigin: string
+  /** The `Origin` header, if sent. */
+  origin: string | undefined
+  /** The `Cookie` header, if sent. */
+  cookie: string | undefined
+  /** The form field `csrfmiddlewaretoken`, else the `X-CSRFToken` header. */
+  token: string | undefined
+}
+
+/** The CSRF state of one response. */
+export interface CsrfResponse {
+  /** A masked token for a form, setting the cookie if the visitor has none. Django: `get_token()`. */
+  token(): string
+  /** Replace the secret, as after a login, so a token seen before it is worthless. Django: `rotate_token()`. */
+  rotate(): void
+  /** The `Set-Cookie` value this response must carry, or `null`. */
+  readonly setCookie: string | null
+  /** Whether the page now depends on the visitor's cookie (`Vary: Cookie`), as after `token()`. */
+  readonly vary: boolean
 }
 
 export interface Csrf {
-  /** Middleware rejecting unsafe requests without a valid token. Mount after the body parser. */
-  protect: RequestHandler
-  /** A masked token for a form, setting the cookie if the visitor has none. Django: `get_token()`. */
-  token(req: Request, res: Response): string
-  /** Replace the secret, as after a login, so a token seen before it is worthless. Django: `rotate_token()`. */
-  rotate(req: Request, res: Response): void
+  /** Why `request` must be rejected (Django's `REASON_*` texts), or `undefined`. Safe methods always pass. */
+  reject(request: CsrfRequest): string | undefined
+  /** The CSRF state of the response to a request carrying `cookie`. */
+  begin(cookie: string | undefined): CsrfResponse
 }
 
-export function csrf(options: CsrfOptions): Csrf {
-  // The secret each request uses; set when this response gives the visitor a new one.
-  const secrets = new WeakMap<Request, string>()
-
-  function cookieSecret(req: Request): string | undefined {
-    const value = parse(req.headers.cookie ?? '')[CSRF_COOKIE_NAME]
+export function csrf(options: CsrfOptions = {}): Csrf {
+  function cookieSecret(cookie: string | undefined): string | undefined {
+    const value = parse(cookie ?? '')[CSRF_COOKIE_NAME]
     return value !== undefined && isWellFormed(value, SECRET_LENGTH) ? value : undefined
   }
 
-  function setSecret(req: Request, res: Response, secret: string): void {
-    secrets.set(req, secret)
-    res.cookie(CSRF_COOKIE_NAME, secret, {
-      maxAge: CSRF_COOKIE_AGE_MS,
-      path: '/',
-      sameSite: 'lax',
-      secure: options.secure ?? false,
-      httpOnly: false,
-    })
-  }
-
-  function token(req: Request, res: Response): string {
-    res.vary('Cookie') // the page now depends on the visitor's cookie (Django's get_token() does the same)
-    let secret = secrets.get(req) ?? cookieSecret(req)
-    if (secret === undefined) setSecret(req, res, (secret = randomString(SECRET_LENGTH)))
-    else secrets.set(req, secret)
-    return mask(secret)
-  }
-
-  function rotate(req: Request, res: Response): void {
-    setSecret(req, res, randomString(SECRET_LENGTH))
-  }
-
-  function protect(req: Request, res: Response, next: NextFunction): void {
-    if (SAFE_METHODS.has(req.method)) return next()
-    const reason = rejection(req)
-    if (reason === undefined) return next()
-    options.onFailure(req, res, reason)
-  }
-
-  /** Why `req` must be rejected, or undefined. Reasons follow Django's `REASON_*` texts. */
-  function rejection(req: Request): string | undefined {
-    const origin = req.headers.origin
-    if (origin !== undefined && origin !== `${req.protocol}://${req.get('host')}`) {
-      return `Origin checking failed - ${origin} does not match any trusted origins.`
+  function begin(cookie: string | undefined): CsrfResponse {
+    let secret = cookieSecret(cookie)
+    let setCookie: string | null = null
+    let vary = false
+    const replace = (value: string): void => {
+      secret = value
+      setCookie = serialize(CSRF_COOKIE_NAME, value, {
+        maxAge: CSRF_COOKIE_AGE_SECONDS,
+        expires: new Date(Date.now() + CSRF_COOKIE_AGE_SECONDS * 1000),
+        path: '/',
+        sameSite: 'lax',
+        secure: options.secure ?? false,
+        httpOnly: false,
+      })
     }
-    const raw = parse(req.headers.cookie ?? '')[CSRF_COOKIE_NAME]
+    return {
+      token() {
+        vary = true // the page now depends on the visitor's cookie (Django's get_token() does the same)
+        if (secret === undefined) replace(randomString(SECRET_LENGTH))
+        return mask(secret!)
+      },
+      rotate() {
+        replace(randomString(SECRET_LENGTH))
+      },
+      get setCookie() {
+        return setCookie
+      },
+      get vary() {
+        return vary
+      },
+    }
+  }
+
+  function reject(request: CsrfRequest): string | undefined {
+    if (SAFE_METHODS.has(request.method)) return undefined
+    if (request.origin !== undefined && request.origin !== request.siteOrigin) {
+      return `Origin checking failed - ${request.origin} does not match any trusted origins.`
+    }
+    const raw = parse(request.cookie ?? '')[CSRF_COOKIE_NAME]
     if (raw === undefined) return 'CSRF cookie not set.'
-    const secret = cookieSecret(req)
+    const secret = cookieSecret(request.cookie)
     if (secret === undefined) return 'CSRF cookie has incorrect length or invalid characters.'
 
-    const body: unknown = req.body
-    const field = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[CSRF_FIELD_NAME] : undefined
-    const sent = typeof field === 'string' ? field : req.get(CSRF_HEADER_NAME)
+    const sent = request.token
     if (sent === undefined || sent === '') return 'CSRF token missing.'
 
     let candidate: string
@@ -108,7 +126,7 @@ export function csrf(options: CsrfOptions): Csrf {
     return timingSafeEqual(Buffer.from(candidate), Buffer.from(secret)) ? undefined : 'CSRF token incorrect.'
   }
 
-  return { protect, token, rotate }
+  return { reject, begin }
 }
 
 /** Django: `_mask_cipher_secret()`. */

@@ -1,7 +1,8 @@
 /**
  * Start the example: `npm start`, then open http://localhost:8000.
  *
- * Environment: PORT (8000; 0 picks a free port), HOST (127.0.0.1), SECRET_KEY, DATABASE_URL
+ * Environment: EXAMPLE_FRAMEWORK (express, fastify, koa, hono, node or fetch; default express),
+ * PORT (8000; 0 picks a free port), HOST (127.0.0.1), SECRET_KEY, DATABASE_URL
  * (default ./db.sqlite3), SESSION_ENGINE and the other SESSION_* settings read by
  * `fromEnv()`, EXAMPLE_USERNAME / EXAMPLE_PASSWORD (admin / password123).
  */
@@ -9,11 +10,16 @@ import { once } from 'node:events'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { fromEnv } from 'sessionkit'
-import { createApp, DEFAULT_USERS } from './app.js'
+import { createApp, DEFAULT_USERS, FRAMEWORKS, isFramework } from './app.js'
 
 const env = process.env
 const port = parsePort(env.PORT ?? '8000')
 const host = env.HOST ?? '127.0.0.1'
+const framework = env.EXAMPLE_FRAMEWORK || 'express'
+if (!isFramework(framework)) {
+  console.error(`sessionkit example: EXAMPLE_FRAMEWORK must be one of ${FRAMEWORKS.join(', ')}, got "${framework}"`)
+  process.exit(1)
+}
 
 if (env.NODE_ENV === 'production' && !env.SECRET_KEY) {
   console.error('sessionkit example: SECRET_KEY must be set when NODE_ENV=production')
@@ -25,7 +31,7 @@ const users =
     ? { [env.EXAMPLE_USERNAME ?? 'admin']: env.EXAMPLE_PASSWORD ?? 'password123' }
     : DEFAULT_USERS
 
-const { app, close } = await createApp({ settings: fromEnv(env), users })
+const { app, close } = await createApp({ framework, settings: fromEnv(env), users })
 const server = createServer(app)
 try {
   server.listen(port, host)
@@ -37,7 +43,7 @@ try {
 
 const { address, family, port: actualPort } = server.address() as AddressInfo
 const url = `http://${family === 'IPv6' ? `[${address}]` : address}:${actualPort}`
-console.log(`sessionkit example listening on ${url}`)
+console.log(`sessionkit example listening on ${url} (${framework})`)
 
 let stopping = false
 function shutdown(signal: NodeJS.Signals): void {

@@ -119,7 +119,7 @@ async function sessionkit(fastify: FastifyInstance, options: SessionPluginOption
     const status = isWebResponse(payload) ? payload.status : reply.statusCode
     let decision
     try {
-      void core.end(entry.state, status); return payload
+      decision = await core.end(entry.state, status)
     } catch (error) {
       const failure = sessionFailure(error, core.settings, 'save')
       return replaceReply(reply, failure.status, failure.body, payload)

@@ -88,6 +88,13 @@ export function memoryCache(options: MemoryCacheOptions = {}): SessionCache {
       write(key, value, seconds)
       return true
     },
+    async replaceIf(key, expected, value, ttlSeconds) {
+      const seconds = ttlToSeconds(ttlSeconds)
+      if (live(key)?.value !== expected) return false
+      if (seconds > 0) write(key, value, seconds)
+      else entries.delete(key)
+      return true
+    },
     async delete(key) {
       entries.delete(key)
     },

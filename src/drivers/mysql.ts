@@ -59,14 +59,15 @@ export type MysqlResult = [unknown, unknown]
 
 /** A connection checked out of a mysql2 promise pool. */
 export interface MysqlConnectionLike {
-  query(sql: string, values?: unknown[]): Promise<MysqlResult>
+  query(sql: string, values?: string[]): Promise<MysqlResult>
   release(): void
 }
 
 /** What sessionkit needs of a `mysql2/promise` pool. */
 export interface MysqlPoolLike {
-  execute(sql: string, values?: unknown[]): Promise<MysqlResult>
-  query(sql: string, values?: unknown[]): Promise<MysqlResult>
+  /** Values are strings only: dates travel as UTC text. */
+  execute(sql: string, values?: string[]): Promise<MysqlResult>
+  query(sql: string, values?: string[]): Promise<MysqlResult>
   getConnection(): Promise<MysqlConnectionLike>
 }
 
@@ -171,7 +172,7 @@ export function openMysql(url: string): Promise<MysqlDriver> {
 export function mysqlDriver(pool: MysqlPoolLike | MysqlCallbackPoolLike, options: MysqlDriverOptions = {}): MysqlDriver {
   const promisePool = toPromisePool(pool)
   const stats: SqlStats = { statements: 0, load: 0, insert: 0, update: 0, delete: 0, exists: 0, clearExpired: 0 }
-  const run = async (kind: Exclude<keyof SqlStats, 'statements'>, sql: string, values: unknown[]): Promise<unknown> => {
+  const run = async (kind: Exclude<keyof SqlStats, 'statements'>, sql: string, values: string[]): Promise<unknown> => {
     stats.statements++
     stats[kind]++
     const [result] = await promisePool.execute(sql, values)
@@ -204,16 +205,24 @@ export function mysqlDriver(pool: MysqlPoolLike | MysqlCallbackPoolLike, options
         throw error
       }
     },
-    async update(key, data, expireDate) {
-      const result = await run('update', 'UPDATE django_session SET session_data = ?, expire_date = ? WHERE session_key = ?', [
-        data,
-        toDjangoDateTime(expireDate),
-        key,
-      ])
+    async update(key, data, expireDate, expected) {
+      const when = toDjangoDateTime(expireDate)
+      const result =
+        expected == null
+          ? await run('update', 'UPDATE django_session SET session_data = ?, expire_date = ? WHERE session_key = ?', [data, when, key])
+          : await run('update', 'UPDATE django_session SET session_data = ?, expire_date = ? WHERE session_key = ? AND session_data = ?', [
+              data,
+              when,
+              key,
+              expected,
+            ])
       if (affected(result) > 0) return true
-      // With FOUND_ROWS (set on our pools) 0 means no such row. A pool passed in may have
-      // turned it off (it is mysql2's default), and then 0 may also mean "same values".
-      return options.ownsPool ? false : driver.exists(key)
+      // With FOUND_ROWS (set on our pools) 0 means no matching row. A pool passed in may have
+      // turned it off (it is mysql2's default), and then 0 may also mean "same values": the
+      // write took effect if the row now holds exactly what we wrote.
+      if (options.ownsPool) return false
+      const rows = (await run('exists', 'SELECT session_data FROM django_session WHERE session_key = ?', [key])) as { session_data: string }[]
+      return rows.length > 0 && (expected == null || rows[0]!.session_data === data)
     },
     async delete(key) {
       await run('delete', 'DELETE FROM django_session WHERE session_key = ?', [key])

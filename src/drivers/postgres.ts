@@ -200,12 +200,21 @@ export function postgresDriver(pool: PgPoolLike | PgClientLike, options: Postgre
       })
       return rowCount === 1
     },
-    async update(key, data, expireDate) {
-      const { rowCount } = await run('update', {
-        name: 'sessionkit_update',
-        text: 'UPDATE django_session SET session_data = $1, expire_date = $2 WHERE session_key = $3',
-        values: [data, expireDate, key],
-      })
+    async update(key, data, expireDate, expected) {
+      const { rowCount } = await run(
+        'update',
+        expected == null
+          ? {
+              name: 'sessionkit_update',
+              text: 'UPDATE django_session SET session_data = $1, expire_date = $2 WHERE session_key = $3',
+              values: [data, expireDate, key],
+            }
+          : {
+              name: 'sessionkit_update_if',
+              text: 'UPDATE django_session SET session_data = $1, expire_date = $2 WHERE session_key = $3 AND session_data = $4',
+              values: [data, expireDate, key, expected],
+            },
+      )
       return (rowCount ?? 0) > 0
     },
     async delete(key) {

@@ -28,6 +28,7 @@ export interface IoRedisClient {
   set(key: string, value: string, ex: 'EX', seconds: number, mode: 'NX' | 'XX'): Promise<unknown>
   del(key: string): Promise<number>
   exists(key: string): Promise<number>
+  eval(script: string, numKeys: number, ...args: string[]): Promise<unknown>
   quit(): Promise<unknown>
   disconnect(): void
 }
@@ -48,6 +49,7 @@ export interface NodeRedisClient {
   set(key: string, value: string, options?: NodeRedisSetOptions): Promise<unknown>
   del(key: string): Promise<unknown>
   exists(key: string): Promise<unknown>
+  eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>
 }
 
 /** An ioredis or node-redis client, told apart by shape. */
@@ -65,8 +67,20 @@ interface Commands {
   set(key: string, value: string, ttl: number, mode?: 'NX' | 'XX'): Promise<boolean>
   del(key: string): Promise<number>
   exists(key: string): Promise<boolean>
+  /** Run a Lua script on one key: one round trip (`EVAL`). */
+  eval(script: string, key: string, args: string[]): Promise<unknown>
   close(): Promise<void>
 }
+
+/**
+ * Compare-and-set in one round trip: write `ARGV[2]` for `ARGV[3]` seconds (or delete it
+ * when ≤ 0) only if the key still holds `ARGV[1]`. Returns 1 when written, 0 otherwise.
+ */
+const REPLACE_IF = `if redis.call('GET', KEYS[1]) == ARGV[1] then
+  if tonumber(ARGV[3]) > 0 then redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) else redis.call('DEL', KEYS[1]) end
+  return 1
+end
+return 0`
 
 function isNodeRedis(client: object): client is NodeRedisClient {
   return typeof (client as { isOpen?: unknown }).isOpen === 'boolean'
@@ -85,6 +99,7 @@ function ioredisCommands(client: IoRedisClient): Commands {
     },
     del: (key) => client.del(key),
     exists: async (key) => (await client.exists(key)) > 0,
+    eval: (script, key, args) => client.eval(script, 1, key, ...args),
     async close() {
       if (client.status === 'end') return
       if (client.status !== 'ready') return client.disconnect()
@@ -111,6 +126,7 @@ function nodeRedisCommands(client: NodeRedisClient): Commands {
     },
     del: async (key) => Number(await client.del(key)),
     exists: async (key) => Number(await client.exists(key)) > 0,
+    eval: (script, key, args) => client.eval(script, { keys: [key], arguments: args }),
     async close() {
       if (!client.isOpen) return
       const c = client as NodeRedisClient & { close?(): Promise<void>; quit?(): Promise<unknown> }
@@ -162,6 +178,10 @@ function cacheOn(commands: Commands, prefix = CACHE_KEY_PREFIX, ready?: () => Pr
       const ttl = ttlToSeconds(ttlSeconds)
       if (ttl <= 0) return (await commands.del(prefix + key)) > 0
       return commands.set(prefix + key, value, ttl, 'XX')
+    },
+    async replaceIf(key, expected, value, ttlSeconds) {
+      const ttl = ttlToSeconds(ttlSeconds)
+      return Number(await commands.eval(REPLACE_IF, prefix + key, [expected, value, String(ttl)])) === 1
     },
     async delete(key) {
       await commands.del(prefix + key)

@@ -95,7 +95,7 @@ export interface SqliteDriver extends SqlDriver {
   readonly stats: SqlStats
   load(key: string, now: Date): string | null
   insert(key: string, data: string, expireDate: Date): boolean
-  update(key: string, data: string, expireDate: Date): boolean
+  update(key: string, data: string, expireDate: Date, expected?: string | null): boolean
   delete(key: string): void
   exists(key: string): boolean
   clearExpiredBatch(now: Date, limit: number): number
@@ -143,6 +143,9 @@ function sqliteDriver(db: Database, filename: string): SqliteDriver {
   const updateStmt = db.prepare<[string, string, string]>(
     'UPDATE django_session SET session_data = ?, expire_date = ? WHERE session_key = ?',
   )
+  const updateIfStmt = db.prepare<[string, string, string, string]>(
+    'UPDATE django_session SET session_data = ?, expire_date = ? WHERE session_key = ? AND session_data = ?',
+  )
   const deleteStmt = db.prepare<[string]>('DELETE FROM django_session WHERE session_key = ?')
   const existsStmt = db.prepare<[string], number>('SELECT 1 FROM django_session WHERE session_key = ?').pluck()
   // rowid batches: each DELETE holds the write lock for at most `limit` rows.
@@ -174,9 +177,10 @@ function sqliteDriver(db: Database, filename: string): SqliteDriver {
         throw error
       }
     },
-    update(key, data, expireDate) {
+    update(key, data, expireDate, expected) {
       count('update')
-      return updateStmt.run(data, toDjangoDateTime(expireDate), key).changes > 0
+      const when = toDjangoDateTime(expireDate)
+      return (expected == null ? updateStmt.run(data, when, key) : updateIfStmt.run(data, when, key, expected)).changes > 0
     },
     delete(key) {
       count('delete')

@@ -67,25 +67,27 @@ export function cacheEngine({ settings, codec }: EngineContext): Engine | Promis
       const stored = await cache.get(key)
       if (stored === null) return null
       const data = codec.decode(stored, name)
-      return expired(stored, data) ? null : data
+      return expired(stored, data) ? null : cache.replaceIf ? { data, version: stored } : data
     },
     exists(key) {
       return cache.has(key)
     },
-    async save(key, data, { mustCreate, expiryAge }) {
+    async save(key, data, { mustCreate, expiryAge, expected }) {
       if (expiryAge <= 0) {
         // Already expired: nothing to write. A create still must not take a key in use.
         if (mustCreate && (await cache.has(key))) throw new CreateError()
         if (!mustCreate) await cache.delete(key)
-        return key
+        return { key, version: null }
       }
       const value = codec.encode(data)
       if (mustCreate) {
         if (!(await cache.add(key, value, expiryAge))) throw new CreateError()
+      } else if (expected != null && cache.replaceIf) {
+        if (!(await cache.replaceIf(key, expected, value, expiryAge))) throw new UpdateError()
       } else if (!(await cache.replace(key, value, expiryAge))) {
         throw new UpdateError()
       }
-      return key
+      return { key, version: value }
     },
     delete(key) {
       return cache.delete(key)

@@ -10,17 +10,27 @@
  * - `clearExpired`: the database's (cache entries expire by their TTL).
  *
  * Cache keys are Django's: `django.contrib.sessions.cached_db` + the session key
- * ({@link CACHED_DB_KEY_PREFIX}), in front of whatever prefix the cache driver adds. The
- * cached value is the codec's signed string, the same text as the `session_data` column.
+ * ({@link CACHED_DB_KEY_PREFIX}), behind whatever prefix the cache driver adds: none for the
+ * in-process cache and for the Redis cache made from `redisUrl`; `redisCache(client)` adds
+ * its own default prefix (the `cache` engine's), so pass `redisCache(client, { prefix: '' })`
+ * for Django's exact key. The cached value is the codec's signed string, the same text as
+ * the `session_data` column; a cached value that decodes to nothing (tampered, or written by
+ * something else) counts as a miss. A fill after a miss lives until the row expires: the session's
+ * signing time (inside that text) plus its expiry, which is how `expire_date` was computed
+ * at the same save (the SQL drivers' `load` returns only `session_data`). A hit is checked
+ * against `settings.now` the same way, so an injected clock expires cached sessions too.
  *
  * **The database is the truth; the cache is an optimisation.** A cache that is down, slow
  * or full never fails a request the database can serve:
  * - a cache read that fails counts as a miss;
  * - a cache write that fails is logged, and the request goes on;
- * - the first failure starts an *outage*: one `logger.error`, then the failing kind of
- *   operation (read, write, delete) is left alone for {@link CACHED_DB_RETRY_MS} (one probe
- *   at a time after that), so a dead cache does not add its timeout to every request; the
- *   end of the outage is one `logger.warn` ("the cache answers again").
+ * - the first failure starts an *outage*, logged once (`logger.error`). While it lasts the
+ *   cache is left alone, so a dead cache does not add its timeout to every request: loads
+ *   go to the database, writes are remembered (below). Every {@link CACHED_DB_RETRY_MS} a
+ *   health check (a read, a write and a delete of a key no session can have) runs in the
+ *   background, started by a request or a timer; when all three answer, the outage ends,
+ *   logged once (`logger.warn`, "the cache answers again"). A cache that reads but refuses
+ *   writes (a full Redis) stays down: no log line per request, no flapping.
  *
  * **Stale entries.** A write the cache missed leaves the previous value there: after a
  * logout (`flush`, `cycleKey`) a live copy of the session, or after a save an older one.
@@ -33,8 +43,9 @@
  * - past that many tombstones the engine stops reading the cache altogether until every
  *   entry that might be stale has expired (the longest TTL it has written, at least `cookieAge`).
  * Tombstones live in this process: another process sharing the cache can read a stale entry
- * between the cache's recovery and this process's repair (about {@link CACHED_DB_RETRY_MS}),
- * and a restart during an outage forgets them (entries then live until their TTL).
+ * between the cache's recovery and this process's repair (up to {@link CACHED_DB_RETRY_MS}
+ * and the health check), and a restart during an outage forgets them (entries then live
+ * until their TTL).
  *
  * **Inherited from Django, documented:** a row deleted behind the engine's back (an admin,
  * `DELETE FROM django_session`, another app without this cache) keeps loading from the cache
@@ -49,13 +60,13 @@ import { resolveCache, type ResolvedCache, type SessionCache } from '../cache.js
 import { redisCacheFromUrl } from '../drivers/redis.js'
 import { b62Decode } from '../signing.js'
 import { EXPIRY_KEY, parsePythonIso } from '../session.js'
-import { isServerKey, type Engine, type EngineContext, type SessionMap } from '../engine.js'
+import { isServerKey, type Engine, type EngineContext, type LoadedSession, type SavedSession, type SaveOptions, type SessionMap } from '../engine.js'
 import { dbEngine, type DbEngine, type MigrateReport } from './db.js'
 
 /** Django's `KEY_PREFIX` of the cached_db backend. */
 export const CACHED_DB_KEY_PREFIX = 'django.contrib.sessions.cached_db'
 
-/** How long a failing kind of cache operation is left alone before it is tried again (ms of `settings.now`). */
+/** How long the cache is left alone after a failure before the next health check, in ms of `settings.now`. */
 export const CACHED_DB_RETRY_MS = 1000
 
 /** The most keys remembered as possibly stale in the cache, by default. */
@@ -80,6 +91,14 @@ export interface CachedDbEngine extends Engine {
   migrate(): Promise<void>
   /** The database's `migrateReport()` (the CLI prints it). */
   migrateReport(): Promise<MigrateReport>
+  /**
+   * The data and its version (the `session_data` text), or `null`. `fresh` reads the
+   * database, past the cache (and refills the cache from it): after a lost compare-and-set,
+   * a stale cache entry cannot keep the save from converging.
+   */
+  load(key: string, options?: { fresh?: boolean }): Promise<LoadedSession | null>
+  /** Compare-and-set on the database (`expected`), then the cache. */
+  save(key: string, data: SessionMap, options: SaveOptions): Promise<SavedSession>
 }
 
 function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
@@ -122,7 +141,6 @@ export function cachedDbEngine(context: EngineContext): CachedDbEngine | Promise
   return isPromise(made) ? made.then(withCache) : withCache(made)
 }
 
-type Lane = 'read' | 'write' | 'delete'
 const SKIPPED = Symbol('skipped')
 type Outcome<T> = T | typeof SKIPPED
 
@@ -138,13 +156,10 @@ export function cachedDbOver(db: DbEngine, { cache, owned }: ResolvedCache, { se
   const name = `cached_db:${driver.dialect}+${cache.name}`
   const cacheKey = (key: string): string => CACHED_DB_KEY_PREFIX + key
 
-  // ---- outage tracking: one state per kind of cache operation
-  const lanes: Record<Lane, { failing: boolean; retryAt: number; probing: boolean }> = {
-    read: { failing: false, retryAt: 0, probing: false },
-    write: { failing: false, retryAt: 0, probing: false },
-    delete: { failing: false, retryAt: 0, probing: false },
-  }
-  const anyFailing = (): boolean => lanes.read.failing || lanes.write.failing || lanes.delete.failing
+  // ---- outage: while `down`, the cache is left alone; a health check runs every retryMs
+  let down = false
+  let retryAt = 0
+  let checking: Promise<void> | null = null
 
   // ---- keys whose cache entry may be stale, and the longest TTL written (for the overflow case)
   const stale = new Set<string>()
@@ -161,49 +176,69 @@ export function cachedDbOver(db: DbEngine, { cache, owned }: ResolvedCache, { se
     return key ? text.split(key).join('<session key>') : text
   }
 
-  function startOutage(error: unknown, what: string, key: string | null): void {
+  /** A cache operation failed: start an outage (logged once) or push the next health check back. */
+  function failed(error: unknown, what: string, key: string | null): void {
+    retryAt = settings.now() + retryMs
+    if (down || closed) return
+    down = true
     logger.error(
       `${name}: the cache failed to ${what} (${reason(error, key)}); ` +
         'sessions are read from and written to the database alone until it answers again',
     )
+    schedule()
   }
 
-  function endOutage(): void {
-    logger.warn(
-      `${name}: the cache answers again` +
-        (stale.size ? `; deleting ${stale.size} entr${stale.size === 1 ? 'y' : 'ies'} that may be stale` : ''),
-    )
+  /** Whether the cache may be used now; while down, starts the health check when it is due. */
+  function available(): boolean {
+    if (!down) return true
+    if (settings.now() >= retryAt) void check().catch(() => undefined) // the logger's own failure, if any
+    return false
   }
 
   /**
-   * Run one cache operation of kind `lane`, unless that kind is failing and not due for a
-   * retry (`SKIPPED`); a failure is logged once per outage and returns `SKIPPED` too.
+   * The health check that ends an outage: a read, a write and a delete of a key no session
+   * can have (`.` is not a key character). All three must answer: a cache that reads but
+   * refuses writes (a full Redis) is still down. Then the stale entries are deleted.
    */
-  async function attempt<T>(lane: Lane, what: string, key: string | null, op: () => Promise<T>): Promise<Outcome<T>> {
-    const state = lanes[lane]
-    let probe = false
-    if (state.failing) {
-      if (state.probing || settings.now() < state.retryAt) return SKIPPED
-      state.probing = probe = true
+  function check(): Promise<void> {
+    if (checking) return checking
+    const run = async (): Promise<boolean> => {
+      const probe = `${CACHED_DB_KEY_PREFIX}.health`
+      try {
+        await cache.get(probe)
+        await cache.set(probe, '1', 60)
+        await cache.delete(probe)
+        return true
+      } catch {
+        retryAt = settings.now() + retryMs
+        return false
+      }
     }
+    // Reset in a reaction, never synchronously: `checking` must not outlive the check.
+    checking = run()
+      .then(async (healthy) => {
+        if (!healthy || !down || closed) return
+        down = false
+        logger.warn(
+          `${name}: the cache answers again` +
+            (stale.size ? `; deleting ${stale.size} entr${stale.size === 1 ? 'y' : 'ies'} that may be stale` : ''),
+        )
+        await repair()
+      })
+      .finally(() => {
+        checking = null
+      })
+    return checking
+  }
+
+  /** Run `op` on the cache unless it is down; a failure is logged once per outage. `SKIPPED` when it did not happen. */
+  async function attempt<T>(what: string, key: string | null, op: () => Promise<T>): Promise<Outcome<T>> {
+    if (!available()) return SKIPPED
     try {
-      const value = await op()
-      if (probe && state.failing) {
-        state.failing = false
-        if (!anyFailing()) endOutage()
-        if (stale.size) void repair()
-      }
-      return value
+      return await op()
     } catch (error) {
-      state.retryAt = settings.now() + retryMs
-      if (!state.failing) {
-        const wasDown = anyFailing()
-        state.failing = true
-        if (!wasDown) startOutage(error, what, key)
-      }
+      failed(error, what, key)
       return SKIPPED
-    } finally {
-      if (probe) state.probing = false
     }
   }
 
@@ -221,32 +256,34 @@ export function cachedDbOver(db: DbEngine, { cache, owned }: ResolvedCache, { se
       return
     }
     stale.add(key)
-    scheduleRepair()
+    schedule()
   }
 
-  function scheduleRepair(): void {
-    if (timer !== null || closed || stale.size === 0) return
+  /** While down or holding stale keys: retry every retryMs, without waiting for traffic. */
+  function schedule(): void {
+    if (timer !== null || closed || (!down && stale.size === 0)) return
     timer = setTimeout(() => {
       timer = null
-      void repair()
+      const work = down ? (settings.now() >= retryAt ? check() : Promise.resolve()) : repair()
+      void work.catch(() => undefined).then(schedule)
     }, retryMs)
     timer.unref()
   }
 
   function repair(): Promise<void> {
-    repairing ??= (async () => {
-      try {
-        for (const key of [...stale]) {
-          if (closed) return
-          if (!stale.has(key)) continue
-          if ((await attempt('delete', 'delete', key, () => cache.delete(cacheKey(key)))) === SKIPPED) return
-          stale.delete(key)
-        }
-      } finally {
-        repairing = null
-        scheduleRepair()
+    if (repairing) return repairing
+    const run = async (): Promise<void> => {
+      for (const key of [...stale]) {
+        if (closed) return
+        if (!stale.has(key)) continue
+        if ((await attempt('delete', key, () => cache.delete(cacheKey(key)))) === SKIPPED) return
+        stale.delete(key)
       }
-    })()
+    }
+    // Reset in a reaction, never synchronously (an empty run finishes at once).
+    repairing = run().finally(() => {
+      repairing = null
+    })
     return repairing
   }
 
@@ -258,16 +295,25 @@ export function cachedDbOver(db: DbEngine, { cache, owned }: ResolvedCache, { se
   /** Put `value` in the cache; when that fails, make sure no older value stays there. */
   async function cacheWrite(key: string, value: string, ttl: number): Promise<void> {
     if (ttl > longestTtl) longestTtl = ttl
-    const done = await attempt('write', 'write', key, () => cache.set(cacheKey(key), value, ttl))
-    if (done !== SKIPPED) {
+    if (!available()) return markStale(key)
+    try {
+      await cache.set(cacheKey(key), value, ttl)
       stale.delete(key)
       return
+    } catch (error) {
+      failed(error, 'write', key)
     }
-    await cacheDelete(key)
+    // A full Redis refuses SET but accepts DEL: delete the older value, whatever the state.
+    try {
+      await cache.delete(cacheKey(key))
+      stale.delete(key)
+    } catch {
+      markStale(key)
+    }
   }
 
   async function cacheDelete(key: string): Promise<void> {
-    const done = await attempt('delete', 'delete', key, () => cache.delete(cacheKey(key)))
+    const done = await attempt('delete', key, () => cache.delete(cacheKey(key)))
     if (done === SKIPPED) markStale(key)
     else stale.delete(key)
   }
@@ -303,17 +349,23 @@ export function cachedDbOver(db: DbEngine, { cache, owned }: ResolvedCache, { se
     get staleKeys() {
       return stale.size
     },
-    repairStale: () => repair(),
+    async repairStale() {
+      if (down) await (settings.now() >= retryAt ? check() : checking)
+      if (!down) await repair()
+    },
 
-    async load(key) {
+    async load(key, options) {
       // Never looked up: Django's test_load_overlong_key (memcached refuses long keys).
       if (!isServerKey(key)) return null
-      if (trusted(key)) {
-        const hit = await attempt('read', 'read', key, () => cache.get(cacheKey(key)))
+      if (!options?.fresh && trusted(key)) {
+        const hit = await attempt('read', key, () => cache.get(cacheKey(key)))
         if (hit !== SKIPPED && hit !== null) {
           const data = codec.decode(hit, name)
           // The cache's own TTL runs on its clock (Redis: whole seconds); this check on the app's.
-          return expiresAt(hit, data) <= settings.now() ? null : data
+          if (expiresAt(hit, data) <= settings.now()) return null
+          // Nothing readable (tampered, or written by something else; the codec has logged it):
+          // the database decides, and its row replaces the entry.
+          if (data.size > 0) return { data, version: hit }
         }
       }
       const stored = await driver.load(key, new Date(settings.now()))
@@ -326,29 +378,30 @@ export function cachedDbOver(db: DbEngine, { cache, owned }: ResolvedCache, { se
       const ttl = Math.floor((expiresAt(stored, data) - settings.now()) / 1000)
       if (ttl > 0) await cacheWrite(key, stored, ttl)
       else if (stale.has(key)) await cacheDelete(key)
-      return data
+      return { data, version: stored }
     },
 
     async exists(key) {
       if (isServerKey(key) && trusted(key)) {
-        const hit = await attempt('read', 'read', key, () => cache.has(cacheKey(key)))
+        const hit = await attempt('read', key, () => cache.has(cacheKey(key)))
         if (hit === true) return true
       }
       return driver.exists(key)
     },
 
-    async save(key, data, { mustCreate, expireDate, expiryAge }) {
+    async save(key, data, { mustCreate, expireDate, expiryAge, expected }) {
       const encoded = codec.encode(data)
       if (mustCreate) {
         if (!(await driver.insert(key, encoded, expireDate))) throw new CreateError()
-      } else if (!(await driver.update(key, encoded, expireDate))) {
-        // Deleted behind our back: its cache entry must not keep it alive.
+      } else if (!(await driver.update(key, encoded, expireDate, expected))) {
+        // Deleted behind our back, or changed since this request read it (possibly from a
+        // stale cache entry): the entry must not keep the old state alive.
         await cacheDelete(key)
         throw new UpdateError()
       }
       // A TTL ≤ 0 deletes the entry (SessionCache contract).
       await cacheWrite(key, encoded, expiryAge)
-      return key
+      return { key, version: encoded }
     },
 
     async delete(key) {
@@ -384,14 +437,7 @@ export function cachedDbOver(db: DbEngine, { cache, owned }: ResolvedCache, { se
   if (owned && cache.ready) {
     // A cache made here from redisUrl: unreachable at start-up is an outage, not a failure.
     cache.ready().catch((error: unknown) => {
-      if (closed) return
-      const now = settings.now()
-      const wasDown = anyFailing()
-      for (const state of Object.values(lanes)) {
-        state.failing = true
-        state.retryAt = now + retryMs
-      }
-      if (!wasDown) startOutage(error, 'connect', null)
+      if (!closed) failed(error, 'connect', null)
     })
   }
   return engine

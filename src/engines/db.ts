@@ -58,8 +58,11 @@ export interface SqlDriver {
   load(key: string, now: Date): string | null | Promise<string | null>
   /** INSERT the row; `false` (not an error) when the key is taken. One statement. */
   insert(key: string, data: string, expireDate: Date): boolean | Promise<boolean>
-  /** UPDATE the row; `false` when no row has that key. One statement. */
-  update(key: string, data: string, expireDate: Date): boolean | Promise<boolean>
+  /**
+   * UPDATE the row; `false` when no row has that key or, with `expected`, when its
+   * `session_data` is no longer `expected` (compare-and-set in the same statement). One statement.
+   */
+  update(key: string, data: string, expireDate: Date, expected?: string | null): boolean | Promise<boolean>
   /** DELETE the row, if any. One statement. */
   delete(key: string): void | Promise<void>
   /** Whether a row has that key, expired or not (Django's `exists`). One query. */
@@ -160,7 +163,7 @@ export function dbEngine(context: EngineContext): DbEngine | Promise<DbEngine> {
   const opening: Promise<SqlDriver> =
     target.dialect === 'postgresql'
       ? openPostgres(url, {
-          onIdleError: (error) => logger.error(`an idle PostgreSQL connection to ${redactUrl(url)} failed: ${scrub(describe(error), url)}`),
+          onIdleError: (error) => logger.error(`an idle PostgreSQL connection to ${redactUrl(url)} failed: ${scrub(firstLineOf(error), url)}`),
         })
       : openMysql(url)
   return opening.then(
@@ -168,7 +171,7 @@ export function dbEngine(context: EngineContext): DbEngine | Promise<DbEngine> {
     (error: unknown) => {
       if (error instanceof SessionError) throw error
       throw new StoreUnavailable(
-        `sessionkit: cannot connect to ${/^mariadb:/i.test(url) ? 'MariaDB' : DIALECT_NAMES[target.dialect]} at ${redactUrl(url)}: ${scrub(describe(error), url)}`,
+        `sessionkit: cannot connect to ${/^mariadb:/i.test(url) ? 'MariaDB' : DIALECT_NAMES[target.dialect]} at ${redactUrl(url)}: ${scrub(firstLineOf(error), url)}`,
         { cause: error },
       )
     },
@@ -176,7 +179,7 @@ export function dbEngine(context: EngineContext): DbEngine | Promise<DbEngine> {
 }
 
 /** The reason of a driver's error on one line; `AggregateError`s (one per address tried) say their first. */
-function describe(error: unknown): string {
+function firstLineOf(error: unknown): string {
   if (!(error instanceof Error)) return String(error)
   const first = error instanceof AggregateError ? (error.errors[0] as unknown) : undefined
   const message = error.message || (first instanceof Error ? first.message : '') || (error as { code?: string }).code || error.name
@@ -223,20 +226,20 @@ export function sqlEngine(driver: SqlDriver, { settings, codec }: EngineContext)
     name,
     driver,
     async load(key) {
-      const data = await driver.load(key, new Date(settings.now()))
-      return data === null ? null : codec.decode(data, name)
+      const stored = await driver.load(key, new Date(settings.now()))
+      return stored === null ? null : { data: codec.decode(stored, name), version: stored }
     },
     async exists(key) {
       return driver.exists(key)
     },
-    async save(key, data, { mustCreate, expireDate }) {
+    async save(key, data, { mustCreate, expireDate, expected }) {
       const encoded = codec.encode(data)
       if (mustCreate) {
         if (!(await driver.insert(key, encoded, expireDate))) throw new CreateError()
-      } else if (!(await driver.update(key, encoded, expireDate))) {
+      } else if (!(await driver.update(key, encoded, expireDate, expected))) {
         throw new UpdateError()
       }
-      return key
+      return { key, version: encoded }
     },
     async delete(key) {
       await driver.delete(key)

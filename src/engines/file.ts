@@ -19,7 +19,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { accessSync, constants, statSync, type Stats } from 'node:fs'
-import { lstat, open, opendir, rename, stat, unlink } from 'node:fs/promises'
+import { lstat, open, opendir, readFile, rename, stat, unlink } from 'node:fs/promises'
 import path from 'node:path'
 import { CreateError, ImproperlyConfigured, InvalidSessionKey, SessionError, StoreUnavailable, UpdateError } from '../errors.js'
 import { isServerKey, type Engine, type EngineContext, type SessionMap } from '../engine.js'
@@ -39,8 +39,18 @@ const PROGRESS_EVERY = 100
 /** A session file as read in one round trip: its data and the `fstat` of the same open file. */
 interface Stored {
   data: SessionMap
+  /** The file's text: the version a compare-and-set save checks. */
+  text: string
   stats: Stats
 }
+
+/** `<cookieName><key>.lock`: held while a save compares and replaces, or a delete removes, a session file. */
+const LOCK_SUFFIX = '.lock'
+const LOCK_NAME = /^[a-z0-9]{8,40}\.lock$/
+/** A lock older than this was left by a process that died holding it. */
+const STALE_LOCK_MS = 10_000
+/** How long a save waits for another request's lock on the same session. */
+const LOCK_WAIT_MS = 5_000
 
 /**
  * The engine. Throws `ImproperlyConfigured` at once (so `createSessions` fails at start-up)
@@ -93,7 +103,7 @@ export function fileEngine({ settings, codec }: EngineContext): Engine {
       const stats = await handle.stat()
       const text = await handle.readFile('utf8')
       // An empty file is Django's placeholder between its O_EXCL create and the rename.
-      return { data: text === '' ? new Map() : codec.decode(text, name), stats }
+      return { data: text === '' ? new Map() : codec.decode(text, name), text, stats }
     } finally {
       await handle.close()
     }
@@ -123,7 +133,22 @@ export function fileEngine({ settings, codec }: EngineContext): Engine {
    * before the rename, so that a session deleted meanwhile is not resurrected. On any
    * failure the temporary file is removed and `file` is left as it was.
    */
-  async function writeAtomically(file: string, encoded: string, mtimeSeconds: number, mustExist: boolean): Promise<void> {
+  async function writeAtomically(file: string, encoded: string, mtimeSeconds: number, mustExist: boolean, expected?: string | null): Promise<void> {
+    if (expected != null) {
+      // Compare-and-set: under the session's lock, replace only the version this request
+      // loaded. Compared before writing, so a lost race costs no write.
+      return withLock(file, async () => {
+        let current: string
+        try {
+          current = await readFile(file, 'utf8')
+        } catch (error) {
+          if (errorCode(error) === 'ENOENT') throw new UpdateError()
+          throw error
+        }
+        if (current !== expected) throw new UpdateError()
+        await writeAtomically(file, encoded, mtimeSeconds, false)
+      })
+    }
     const temp = `${file}${TEMP_INFIX}${randomBytes(8).toString('hex')}`
     const handle = await open(temp, 'wx', FILE_MODE)
     let renamed = false
@@ -151,11 +176,38 @@ export function fileEngine({ settings, codec }: EngineContext): Engine {
     }
   }
 
+  /**
+   * Run `fn` holding `<file>.lock` (an O_EXCL create), so that compare-and-replace and delete
+   * of one session never interleave. Waits up to LOCK_WAIT_MS for another holder; a lock
+   * older than STALE_LOCK_MS (its holder died) is broken.
+   */
+  async function withLock<R>(file: string, fn: () => Promise<R>): Promise<R> {
+    const lock = file + LOCK_SUFFIX
+    const deadline = Date.now() + LOCK_WAIT_MS
+    for (let wait = 1; ; wait = Math.min(wait * 2, 50)) {
+      try {
+        await (await open(lock, 'wx', FILE_MODE)).close()
+        break
+      } catch (error) {
+        if (errorCode(error) !== 'EEXIST') throw error
+        const held = await lstat(lock).catch(() => null)
+        if (held && Date.now() - held.mtimeMs > STALE_LOCK_MS) await unlink(lock).catch(() => undefined)
+        else if (Date.now() > deadline) throw new StoreUnavailable(`sessionkit: file engine waited ${LOCK_WAIT_MS} ms for a session lock in ${JSON.stringify(dir)}`)
+        else await new Promise((resolve) => setTimeout(resolve, wait))
+      }
+    }
+    try {
+      return await fn()
+    } finally {
+      await unlink(lock).catch(() => undefined)
+    }
+  }
+
   /** Remove a temporary file older than an hour: a crash between write and rename left it. */
-  async function removeStaleTemp(file: string): Promise<void> {
+  async function removeStaleTemp(file: string, olderThanMs = STALE_TEMP_MS, now = settings.now()): Promise<void> {
     try {
       const stats = await lstat(file)
-      if (settings.now() - stats.mtimeMs > STALE_TEMP_MS) await unlink(file)
+      if (now - stats.mtimeMs > olderThanMs) await unlink(file)
     } catch (error) {
       if (errorCode(error) !== 'ENOENT') throw error
     }
@@ -184,7 +236,7 @@ export function fileEngine({ settings, codec }: EngineContext): Engine {
         throw storeError('read a session', error)
       }
       if (stored === null) return null
-      if (!expired(stored)) return stored.data
+      if (!expired(stored)) return { data: stored.data, version: stored.text }
       try {
         await removeIfUnchanged(file, stored.stats)
       } catch (error) {
@@ -211,7 +263,7 @@ export function fileEngine({ settings, codec }: EngineContext): Engine {
      * write; otherwise replace the existing file (`UpdateError` if it is gone). An invalid
      * key throws `InvalidSessionKey`: `Session` never passes one.
      */
-    async save(key, data, { mustCreate }) {
+    async save(key, data, { mustCreate, expected }) {
       if (!isServerKey(key)) throw new InvalidSessionKey()
       const file = fileOf(key)
       const encoded = codec.encode(data)
@@ -225,20 +277,21 @@ export function fileEngine({ settings, codec }: EngineContext): Engine {
         }
       }
       try {
-        await writeAtomically(file, encoded, mtimeSeconds, !mustCreate)
+        await writeAtomically(file, encoded, mtimeSeconds, !mustCreate, expected)
       } catch (error) {
         // Our own empty placeholder: a session that could not be written is not created.
         if (mustCreate) await unlink(file).catch(() => undefined)
         throw storeError('save a session', error)
       }
-      return key
+      return { key, version: encoded }
     },
 
-    /** Remove the file; a missing file (or an invalid key) is not an error. */
+    /** Remove the file, under the session's lock; a missing file (or an invalid key) is not an error. */
     async delete(key) {
       if (!isServerKey(key)) return
+      const file = fileOf(key)
       try {
-        await unlink(fileOf(key))
+        await withLock(file, () => unlink(file))
       } catch (error) {
         if (errorCode(error) !== 'ENOENT') throw storeError('delete a session', error)
       }
@@ -271,6 +324,8 @@ export function fileEngine({ settings, codec }: EngineContext): Engine {
             removed = stored !== null && expired(stored) && (await removeIfUnchanged(file, stored.stats))
           } else if (TEMP_NAME.test(rest)) {
             await removeStaleTemp(file)
+          } else if (LOCK_NAME.test(rest)) {
+            await removeStaleTemp(file, STALE_LOCK_MS, Date.now()) // lock mtimes are wall-clock
           }
         } catch (error) {
           // Not ours to judge: in a shared directory (the default, the OS temp dir) another

@@ -1,7 +1,7 @@
 /**
- * Real Django for the interop tests: Debian's python3-django run by /usr/bin/python3, on the
- * small project in this directory (settings from the environment, see
- * interop_site/settings.py).
+ * Real Django for the interop tests: Debian's python3-django run by /usr/bin/python3 (or
+ * `SESSIONKIT_TEST_PYTHON`), on the small project in this directory (settings from the
+ * environment, see interop_site/settings.py).
  *
  * - {@link probeDjango}: is Django there, and which version;
  * - {@link startDriver}: a long-lived `driver.py` answering JSON-line requests with Django's
@@ -13,7 +13,8 @@ import { execFile, spawn, spawnSync, type ChildProcessWithoutNullStreams } from 
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
-export const PYTHON = '/usr/bin/python3'
+/** The Python with Django: `SESSIONKIT_TEST_PYTHON`, default Debian's /usr/bin/python3 (python3-django). */
+export const PYTHON = process.env['SESSIONKIT_TEST_PYTHON'] || '/usr/bin/python3'
 export const INTEROP_DIR = fileURLToPath(new URL('.', import.meta.url))
 
 /** The environment of the Django project: what `interop_site/settings.py` reads. */
@@ -28,7 +29,7 @@ export interface DjangoEnv {
 
 export type Probe = { ok: true; version: string; versionInfo: [number, number, number] } | { ok: false; reason: string }
 
-/** Whether /usr/bin/python3 imports Django (and, with `modules`, those modules too). */
+/** Whether {@link PYTHON} imports Django (and, with `modules`, those modules too). */
 export function probeDjango(modules: string[] = []): Probe {
   const code = `import json, django\n${modules.map((m) => `import ${m}\n`).join('')}print(json.dumps([django.get_version(), list(django.VERSION[:3])]))`
   const run = spawnSync(PYTHON, ['-c', code], { encoding: 'utf8' })

@@ -178,6 +178,14 @@ def op_request(req):
     }
 
 
+def op_cache_clear(req):
+    """Empty Django's default cache (the cache in front of cached_db)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    return None
+
+
 def op_wipe(req):
     Session.objects.all().delete()
     return []

@@ -7,7 +7,8 @@ from django.http import HttpResponse, JsonResponse
 
 def describe(session):
     """The session as the tests compare it: key, data, Python type names, and the expiry as Django sees it."""
-    out = {"key": session.session_key, "data": dict(session.items())}
+    data = dict(session.items())  # loads first: an unknown or expired key becomes None
+    out = {"key": session.session_key, "data": data}
     out["types"] = {k: type(v).__name__ for k, v in out["data"].items()}
     try:
         out["expiryAge"] = session.get_expiry_age()
