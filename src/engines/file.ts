@@ -90,6 +90,9 @@ export function fileEngine({ settings, codec }: EngineContext): Engine {
     return Math.floor((expiresAt(stored.data, stored.stats) - settings.now()) / 1000) <= 0
   }
 
+  /** Per session file: the tail of this process's queue for its lock. */
+  const queues = new Map<string, Promise<void>>()
+
   /** Open, fstat, read and close: one round trip, and the stat is of the file read. `null` if there is no file. */
   async function read(file: string): Promise<Stored | null> {
     let handle
@@ -182,6 +185,23 @@ export function fileEngine({ settings, codec }: EngineContext): Engine {
    * older than STALE_LOCK_MS (its holder died) is broken.
    */
   async function withLock<R>(file: string, fn: () => Promise<R>): Promise<R> {
+    // Requests of this process queue on a promise (no polling); the lock file then orders
+    // this process against the others.
+    const before = queues.get(file) ?? Promise.resolve()
+    let release!: () => void
+    const mine = new Promise<void>((resolve) => (release = resolve))
+    const tail = before.then(() => mine)
+    queues.set(file, tail)
+    await before
+    try {
+      return await withFileLock(file, fn)
+    } finally {
+      release()
+      if (queues.get(file) === tail) queues.delete(file)
+    }
+  }
+
+  async function withFileLock<R>(file: string, fn: () => Promise<R>): Promise<R> {
     const lock = file + LOCK_SUFFIX
     const deadline = Date.now() + LOCK_WAIT_MS
     for (let wait = 1; ; wait = Math.min(wait * 2, 50)) {
