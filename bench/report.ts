@@ -145,19 +145,21 @@ function profilesSection(): string[] {
   }[]
   const out = ['## CPU profiles', '', 'Made by `npm --prefix bench run profile -- <variant> [workload]` (`node --cpu-prof` on the server process under load); self time, top functions.', '']
   for (const p of profiles) {
-    out.push(`### \`${p.variant}\`, workload (${p.workload}), ${p.seconds} s at ${int(p.rps)} req/s (${p.recorded})`, '')
+    out.push(`### \`${p.variant}\`, workload (${p.workload}), ${p.seconds} s at ${int(p.rps)} req/s (${p.recorded}${(p as { sessionkit?: string }).sessionkit ? `, sessionkit ${(p as { sessionkit?: string }).sessionkit}` : ''})`, '')
     out.push(`By area: ${Object.entries(p.by_area).map(([k, v]) => `${k} ${v.toFixed(1)} %`).join(' · ')}`, '')
     out.push('| self % | function | where |', '|---:|---|---|')
-    for (const t of p.top) out.push(`| ${t.self_pct.toFixed(1)} | \`${t.fn}\` | ${t.where} |`)
+    for (const t of p.top.slice(0, 12)) out.push(`| ${t.self_pct.toFixed(1)} | \`${t.fn}\` | ${t.where} |`)
     out.push('')
     if (p.sessionkit_inclusive?.length) {
       out.push('sessionkit functions by inclusive time (with what they call synchronously):', '', '| total % | function | where |', '|---:|---|---|')
-      for (const t of p.sessionkit_inclusive.slice(0, 10)) out.push(`| ${t.total_pct.toFixed(1)} | \`${t.fn}\` | ${t.where} |`)
+      for (const t of p.sessionkit_inclusive.slice(0, 8)) out.push(`| ${t.total_pct.toFixed(1)} | \`${t.fn}\` | ${t.where} |`)
       out.push('')
     }
   }
   return out
 }
+
+const SHORT: Record<Workload, string> = { a: 'read + modify + save', b: 'read only', c: 'new visitor (create)', d: 'session untouched', e: 'parallel writes' }
 
 /** Horizontal bars of each variant's throughput × its bare framework, one panel per workload (a)–(d), with the spread. */
 export function chart(results: Results): string {
@@ -182,7 +184,7 @@ export function chart(results: Results): string {
   workloads.forEach((w, i) => {
     const x0 = labelW + i * (panelW + gap)
     const px = (r: number) => x0 + (Math.min(r, scale) / scale) * panelW
-    out.push(`<text x="${x0}" y="${top - 8}" font-weight="bold">(${w}) ${esc(WORKLOADS[w].split(' (')[0]!.slice(0, 34))}</text>`)
+    out.push(`<text x="${x0}" y="${top - 8}" font-weight="bold">(${w}) ${SHORT[w]}</text>`)
     for (const tick of [0.5, 1, 1.5, 2].filter((t) => t <= scale)) {
       out.push(`<line x1="${px(tick)}" y1="${top - 2}" x2="${px(tick)}" y2="${top + names.length * rowH}" stroke="${tick === 1 ? '#333' : '#ddd'}" stroke-dasharray="${tick === 1 ? '' : '2,2'}"/>`)
       out.push(`<text x="${px(tick)}" y="${top + names.length * rowH + 12}" text-anchor="middle" fill="#555">${tick}×</text>`)
@@ -260,7 +262,7 @@ export function writeReport(results: Results, resultsFile = DEFAULT_RESULTS): st
     '',
     `Machine: ${env.cpu}, ${env.cores} cores, ${env.memory_gib} GiB · ${env.os} · Node ${env.node} · load average ${env.loadavg_start?.join(' ')} at the start, ${env.loadavg_end?.join(' ')} at the end · ${env.started} (${env.wall_s} s).`,
     '',
-    `sessionkit ${env.sessionkit?.version} at ${env.sessionkit?.commit?.slice(0, 10) ?? '?'}${env.sessionkit?.src_uncommitted_changes ? ' (with uncommitted changes in src/)' : ''}, from the TypeScript source through tsx. ` +
+    `sessionkit ${env.sessionkit?.version} at ${env.sessionkit?.commit?.slice(0, 10) ?? '?'}${env.sessionkit?.src_uncommitted_changes ? ' (with uncommitted changes in src/)' : ''}, loaded from ${env.sessionkit?.loaded_from ?? '?'}. ` +
       `Peers and frameworks: ${Object.entries(env.versions as Record<string, string>).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
     '',
     `Services: ${Object.entries(env.services as Record<string, string>).map(([k, v]) => `${k} ${v}`).join(', ')}.`,

@@ -48,6 +48,17 @@ export interface SaveOptions {
   expiryAge: number
 }
 
+/** Options of `Engine.lock`, in real-time milliseconds. */
+export interface LockOptions {
+  /** How long to wait for another holder before rejecting with `SessionLocked`; `0` tries once. */
+  waitMs: number
+  /** How long the lock lives unless released: a holder that died blocks the session for this long at most. */
+  ttlMs: number
+}
+
+/** Releases a lock taken by `Engine.lock`: deletes it only if this caller still holds it. Never rejects for a lock that expired or was taken over. */
+export type ReleaseLock = () => Promise<void>
+
 /** What `clearExpired` reports while it works. */
 export type ClearProgress = (deletedSoFar: number) => void
 
@@ -74,6 +85,17 @@ export type ClearProgress = (deletedSoFar: number) => void
  * - `clearExpired(onProgress?)`: delete expired sessions and return how many, or `null`
  *   when the engine expires sessions by itself (cache TTLs, signed cookies).
  * - `close()`: release connections and handles; idempotent.
+ *
+ * Session locks are a capability too (`session.lock()`, Laravel's `->block()`):
+ * - `lock(key, { waitMs, ttlMs })` resolves with a release function once this caller holds
+ *   the lock of session `key`; it rejects with `SessionLocked` after `waitMs` while another
+ *   caller holds it. A lock expires by itself `ttlMs` after it was taken (real time, not
+ *   `settings.now`), so a holder that died never blocks the session for longer; a waiter
+ *   then takes it over. The release deletes the lock only if it still holds this caller's
+ *   token (a lock that expired and was taken by another caller is left alone). The lock is
+ *   independent of the session's data: it may be taken for a key with no session, and it
+ *   never blocks `load`, `save` (compare-and-set) or `delete` — only other `lock` calls.
+ *   Engines without it make `session.lock()` throw `NotSupported`.
  */
 export interface Engine {
   /** A short name for logs and errors, e.g. `db:sqlite`. */
@@ -94,6 +116,8 @@ export interface Engine {
   save(key: string, data: SessionMap, options: SaveOptions): Promise<SavedSession | string>
   delete(key: string): Promise<void>
   clearExpired(onProgress?: ClearProgress): Promise<number | null>
+  /** Take the lock of session `key` (see the contract above). Optional. */
+  lock?(key: string, options: LockOptions): Promise<ReleaseLock>
   /** Create what the engine needs in its store (the `django_session` table); idempotent. */
   migrate?(): Promise<void>
   close(): Promise<void>

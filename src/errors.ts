@@ -81,6 +81,23 @@ export class ConflictError extends SessionError {
   }
 }
 
+/**
+ * `session.lock()` waited `waitMs` for another request holding the session's lock, in vain.
+ * Answered with 503: the client should retry (the other request may be long, or a holder that
+ * died leaves the lock until its `ttlMs` runs out). Laravel: `LockTimeoutException` of `->block()`.
+ */
+export class SessionLocked extends SessionError {
+  readonly waitMs: number
+  constructor(waitMs: number) {
+    super(
+      `sessionkit: the session is locked by another request; waited ${waitMs} ms for it (retry later)`,
+      'ERR_SESSION_LOCKED',
+      503,
+    )
+    this.waitMs = waitMs
+  }
+}
+
 /** A session key with characters outside `[a-z0-9]`. Django: `InvalidSessionKey`. */
 export class InvalidSessionKey extends SessionError {
   constructor(message = 'Invalid characters in session key') {

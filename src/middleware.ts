@@ -161,8 +161,40 @@ export class Sessions<T extends object = SessionData> implements SessionBackend 
    * of an emptied session, and saves a modified (or, with `saveEveryRequest`, any) non-empty
    * session and sets its cookie — unless `status` ≥ 500. A session deleted meanwhile by a
    * concurrent request throws `SessionInterrupted` (400); a store failure `StoreUnavailable` (503).
+   * A session lock the request holds (`session.lock()`) is released afterwards, whatever the
+   * outcome (a failed save, a 5xx status).
    */
   async end(request: RequestSession<T>, status: number): Promise<ResponseDecision> {
+    try {
+      return await this.#end(request, status)
+    } finally {
+      if (request.session.locked) await this.#unlock(request.session)
+    }
+  }
+
+  /**
+   * The request died before `end()` (its handler threw and the adapter does not answer
+   * through `end()`): release what it holds — its session lock — without saving anything.
+   * Idempotent; `end()` needs no `abandon()`.
+   */
+  async abandon(request: RequestSession<T>): Promise<void> {
+    if (request.session.locked) await this.#unlock(request.session)
+  }
+
+  /** Release the session's lock; a failure is logged, never thrown (the lock expires by itself after its ttl). */
+  async #unlock(session: Session<T>): Promise<void> {
+    try {
+      await session.unlock()
+    } catch (error) {
+      if (error instanceof SessionError && !(error instanceof StoreUnavailable)) {
+        this.settings.logger.error(`releasing the session lock failed (it expires by itself): ${error.message}`)
+      } else {
+        this.#storeError(error, 'release a session lock (it expires by itself)', session.sessionKey)
+      }
+    }
+  }
+
+  async #end(request: RequestSession<T>, status: number): Promise<ResponseDecision> {
     const { session, hadCookie } = request
     const accessed = session.accessed
     const modified = session.modified

@@ -3,8 +3,9 @@
  * `accessed`, `modified`, expiry and the storage lifecycle.
  */
 import { randomBytes } from 'node:crypto'
-import { ConflictError, CreateError, SessionNotLoaded, UpdateError } from './errors.js'
-import { isServerKey, type Engine, type LoadedSession, type SavedSession, type SaveOptions, type SessionMap } from './engine.js'
+import { ConflictError, CreateError, NotSupported, SessionError, SessionNotLoaded, UpdateError } from './errors.js'
+import { isServerKey, type Engine, type LoadedSession, type LockOptions, type ReleaseLock, type SavedSession, type SaveOptions, type SessionMap } from './engine.js'
+import { checkLockOptions } from './lock.js'
 import type { SessionCodec } from './codec.js'
 import type { Settings } from './settings.js'
 
@@ -163,6 +164,9 @@ export class Session<T extends object = SessionData> {
   /** The stored version this request loaded or last wrote (compare-and-set), if the engine keeps one. */
   #version: string | null = null
   #loading: Promise<void> | null = null
+  /** Releases the session lock this request holds (`lock()`), or `null`. */
+  #release: ReleaseLock | null = null
+  #locking: Promise<void> | null = null
 
   /**
    * A session on `key`, not loaded yet. A key the engine could not have issued (for server
@@ -225,9 +229,9 @@ export class Session<T extends object = SessionData> {
     return this.#loading
   }
 
-  async #load(key: string): Promise<void> {
+  async #load(key: string, fresh = false): Promise<void> {
     const engine = await this.#engine()
-    const stored = loaded(await engine.load(key))
+    const stored = loaded(await engine.load(key, fresh ? { fresh } : undefined))
     if (this.#data !== null) return // cleared or replaced while the store answered
     // Past the absolute timeout: no live session, whatever the engine's idle expiry says.
     const result = stored !== null && this.#pastAbsoluteAge(stored.data) ? null : stored
@@ -559,6 +563,74 @@ export class Session<T extends object = SessionData> {
       const engine = await this.#engine()
       if (previous !== this.#key) await engine.delete(previous)
     }
+  }
+
+  /** Whether this request holds the session's lock (`lock()`). */
+  get locked(): boolean {
+    return this.#release !== null
+  }
+
+  /**
+   * Serialize this request with the other requests of the same session that lock it: wait
+   * until no other request holds the session's lock (at most `waitMs`, default the
+   * `lockWaitMs` setting, then `SessionLocked`, 503), take it for at most `ttlMs` (default
+   * `lockTtlMs`), and **reload** the session, since what was loaded before may be stale. The
+   * middleware releases the lock when the request ends, after the save (also when it fails,
+   * or the response is a 5xx); `unlock()` releases it earlier. Routes that do not lock are
+   * not blocked: their saves stay compare-and-set. Laravel: `Route::…->block()`.
+   *
+   * Call it first, before changing the session: a session already modified throws (its
+   * changes would be based on data that may be stale). A session without a key (a new
+   * visitor: no one else can be using it) takes no lock. A second call is a no-op.
+   * An engine without locks (`signed_cookies`, a custom engine) throws `NotSupported`.
+   */
+  lock(options: Partial<LockOptions> = {}): Promise<void> {
+    if (this.#release !== null) return Promise.resolve()
+    this.#locking ??= this.#lock(options).finally(() => {
+      this.#locking = null
+    })
+    return this.#locking
+  }
+
+  async #lock(options: Partial<LockOptions>): Promise<void> {
+    const settings = this.#backend.settings
+    const lockOptions = checkLockOptions({ waitMs: options.waitMs ?? settings.lockWaitMs, ttlMs: options.ttlMs ?? settings.lockTtlMs })
+    const changed = (): SessionError =>
+      new SessionError(
+        'sessionkit: session.lock() was called after the session was changed; call it first, ' +
+          'before setting or deleting anything: the data loaded before the lock may be stale',
+        'ERR_SESSION_LOCK_ORDER',
+      )
+    if (this.modified) throw changed()
+    const engine = await this.#engine()
+    if (typeof engine.lock !== 'function') {
+      throw new NotSupported(`sessionkit: the ${engine.name} engine does not support session.lock(); use db, file, cache or cached_db`)
+    }
+    if (this.#loading) await this.#loading.catch(() => undefined)
+    const key = this.#key
+    if (key === null) return // a new session: no other request can be using it
+    const release = await engine.lock(key, lockOptions)
+    this.#release = release
+    if (this.modified) {
+      await this.unlock()
+      throw changed()
+    }
+    // What was loaded before the lock may be stale: read the store again, past any cache.
+    this.#data = null
+    this.#version = null
+    await this.#load(key, true)
+    // The session is gone (a logout in the request we waited for): nothing left to serialize.
+    if (this.#key === null) await this.unlock()
+  }
+
+  /**
+   * Release the session lock now instead of at the end of the request; a no-op without one.
+   * Changes made afterwards are still saved at the end, by compare-and-set.
+   */
+  async unlock(): Promise<void> {
+    const release = this.#release
+    this.#release = null
+    if (release !== null) await release()
   }
 
   /** Delete expired sessions from the store; the count, or `null` where the engine expires them itself. Django: `clear_expired()`. */

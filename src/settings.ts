@@ -118,6 +118,19 @@ export interface Settings {
   onSuspicious: ((event: SuspiciousEvent) => void) | null
   /** The clock, in milliseconds since the epoch. Default `Date.now`. Tests inject one. */
   now: () => number
+  /**
+   * How long `session.lock()` waits for another request holding the session's lock, in
+   * milliseconds, before it throws `SessionLocked` (503: the client should retry). `0` tries
+   * once. Default `5000`. Laravel: the `$wait` of `->block($lockSeconds, $waitSeconds)`.
+   */
+  lockWaitMs: number
+  /**
+   * How long a session lock lives unless released, in milliseconds: a request that dies
+   * holding it (a crash, a killed process) blocks the session's locked routes for this long at
+   * most. Longer than the slowest locked route, or a second request gets in while the first
+   * still runs. Default `30000`. Laravel: the `$lockSeconds` of `->block()`.
+   */
+  lockTtlMs: number
 }
 
 const ENGINES: readonly EngineName[] = ['db', 'file', 'cache', 'cached_db', 'signed_cookies']
@@ -158,6 +171,8 @@ export const defaults: Readonly<Omit<Settings, 'secretKey'>> = Object.freeze({
   logger: consoleLogger,
   onSuspicious: null,
   now: Date.now,
+  lockWaitMs: 5000,
+  lockTtlMs: 30_000,
 })
 
 function fail(setting: string, allowed: string, got: unknown): never {
@@ -294,6 +309,8 @@ export function resolveSettings(input: Partial<Settings> = {}): Readonly<Setting
   }
   if (s.onSuspicious !== null && typeof s.onSuspicious !== 'function') fail('onSuspicious', 'a function or null', s.onSuspicious)
   if (typeof s.now !== 'function') fail('now', 'a function returning milliseconds', s.now)
+  if (!Number.isSafeInteger(s.lockWaitMs) || s.lockWaitMs < 0) fail('lockWaitMs', 'a whole number of milliseconds ≥ 0', s.lockWaitMs)
+  if (!Number.isSafeInteger(s.lockTtlMs) || s.lockTtlMs < 1) fail('lockTtlMs', 'a whole number of milliseconds ≥ 1', s.lockTtlMs)
   s.secretKeyFallbacks = Object.freeze([...s.secretKeyFallbacks])
   return Object.freeze(s)
 }

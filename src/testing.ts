@@ -520,7 +520,7 @@ export function describeEngine(name: string, make: MakeSessions, options: Descri
       await dead.save()
       const cleared = await sessions.clearExpired()
       if (cleared === null) return // the engine expires sessions by itself (cache TTL)
-      assert.ok(cleared >= 1)
+      assert.ok(cleared >= 1, `clearExpired reported ${cleared} sessions removed`)
       assert.equal(await live.exists(live.sessionKey!), true)
       assert.equal(await dead.exists(dead.sessionKey!), false)
     })

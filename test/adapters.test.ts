@@ -63,6 +63,27 @@ describe('Fastify plugin', () => {
     }
   })
 
+  it('a Web Response sent as the payload: its status decides the save, its Vary gets Cookie', async (t: TestContext) => {
+    const app = Fastify()
+    t.after(() => app.close())
+    await app.register(sessionPlugin, settings())
+    app.get('/ok', async (request, reply) => {
+      request.session.set('n', 1)
+      return reply.send(new Response('hi', { headers: { Vary: 'Accept' } }))
+    })
+    app.get('/down', async (request, reply) => {
+      request.session.set('n', 1)
+      return reply.send(new Response('down', { status: 503 }))
+    })
+    const ok = await app.inject('/ok')
+    assert.equal(ok.body, 'hi')
+    assert.equal(ok.headers.vary, 'Accept, Cookie')
+    assert.ok(ok.headers['set-cookie'])
+    const down = await app.inject('/down')
+    assert.equal(down.statusCode, 503)
+    assert.equal(down.headers['set-cookie'], undefined)
+  })
+
   it('takes Fastify\'s own register options (prefix) beside the settings', async (t: TestContext) => {
     const app = Fastify()
     t.after(() => app.close())

@@ -68,7 +68,7 @@ function replaceResponse(c: Context, response: Response): void {
  */
 export function sessions<T extends object = SessionData>(settings: Partial<Settings> | Sessions<T>): SessionMiddleware<T> {
   const core = settings instanceof Sessions ? settings : createSessions<T>(settings)
-  const fail = (c: Context, error: unknown, phase: 'load' | 'save'): Response => {
+  const fail = (error: unknown, phase: 'load' | 'save'): Response => {
     const { status, body } = sessionFailure(error, core.settings, phase)
     return new Response(body, { status, headers: FAILURE_HEADERS })
   }
@@ -78,7 +78,7 @@ export function sessions<T extends object = SessionData>(settings: Partial<Setti
     try {
       state = await core.begin(c.req.header('Cookie'))
     } catch (error) {
-      return fail(c, error, 'load')
+      return fail(error, 'load')
     }
     c.set('session', state.session)
     await next()
@@ -87,7 +87,7 @@ export function sessions<T extends object = SessionData>(settings: Partial<Setti
       decision = await core.end(state, c.res.status)
     } catch (error) {
       c.res.body?.cancel().catch(() => undefined)
-      replaceResponse(c, fail(c, error, 'save'))
+      replaceResponse(c, fail(error, 'save'))
       return
     }
     replaceResponse(c, applyToResponse(c.res, decision))

@@ -97,12 +97,14 @@ export async function attachSession<T extends object = SessionData>(
 
   const flush = (): void => {
     phase = 'done'
-    delete (res as { headersSent?: boolean }).headersSent
     if (!failed) {
-      // Drop our own-property hooks: the prototype's methods take over for the rest of the response.
-      delete (res as Partial<ServerResponse>).writeHead
-      delete (res as Partial<ServerResponse>).write
+      // Drop our own-property hooks, last added first: the prototype's methods take over.
+      delete (res as { headersSent?: boolean }).headersSent
       delete (res as Partial<ServerResponse>).end
+      delete (res as Partial<ServerResponse>).write
+      delete (res as Partial<ServerResponse>).writeHead
+    } else {
+      delete (res as { headersSent?: boolean }).headersSent
     }
     if (head) writeHead.apply(res, head)
     for (const args of writes) write.apply(res, args)
@@ -146,13 +148,6 @@ export async function attachSession<T extends object = SessionData>(
     })
   }
 
-  // Once the handler has begun its response (while the save runs), the headers count as sent:
-  // an error thrown now must not turn the response into a 500 written after the first chunk
-  // (Express's final handler and withSessions then close the connection instead).
-  Object.defineProperty(res, 'headersSent', {
-    configurable: true,
-    get: () => phase !== 'open' || res.writableEnded,
-  })
   res.writeHead = function writeHeadAfterSave(this: ServerResponse, ...args: Args) {
     if (failed) return this
     if (phase === 'done') return writeHead.apply(this, args)
@@ -176,6 +171,14 @@ export async function attachSession<T extends object = SessionData>(
     commit()
     return this
   } as ServerResponse['end']
+  // Once the handler has begun its response (while the save runs), the headers count as
+  // sent: an error thrown now must not turn the response into a 500 written after the first
+  // chunk (Express's final handler and withSessions then close the connection instead).
+  // Defined after the three hooks and deleted first, so V8 keeps `res` on its fast properties.
+  Object.defineProperty(res, 'headersSent', {
+    configurable: true,
+    get: () => phase !== 'open' || res.writableEnded,
+  })
   return state
 }
 
