@@ -9,6 +9,7 @@
  */
 import { ImproperlyConfigured } from './errors.js'
 import type { Settings } from './settings.js'
+import type { LockOptions, ReleaseLock } from './engine.js'
 import { memoryCache } from './drivers/memory.js'
 import { redisCacheFromUrl } from './drivers/redis.js'
 
@@ -43,6 +44,13 @@ export interface SessionCache {
    * (last write wins, as Django).
    */
   replaceIf?(key: string, expected: string, value: string, ttlSeconds: number): Promise<boolean>
+  /**
+   * Take the lock of session `key`, with `Engine.lock`'s contract (wait at most `waitMs`, then
+   * `SessionLocked`; expires `ttlMs` after it was taken; the release deletes only this
+   * caller's lock). Lives beside the entries, never in their way. Optional: the `cache`
+   * engine supports `session.lock()` only with it. Redis: `SET <prefix>lock:<key> <token> NX PX`.
+   */
+  lock?(key: string, options: LockOptions): Promise<ReleaseLock>
   /** Remove the key; a missing key is not an error. */
   delete(key: string): Promise<void>
   /** Whether a live entry exists under the key. */

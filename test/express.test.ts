@@ -283,16 +283,17 @@ for (const backend of backends) {
       assert.ok(!logger.everything().includes(key), 'the log does not show the session key')
     })
 
-    it("a store that is down when the session loads reaches the app's own error handler as StoreUnavailable", async (t) => {
-      const handler: ErrorRequestHandler = (err: { status?: number; code?: string }, _req, res, _next) => {
-        res.status(err.status ?? 500).type('text').send(`custom: ${err.code}`)
+    it('a store that is down when the session loads answers 503 itself, whatever the app error handler would do with it', async (t) => {
+      const handler: ErrorRequestHandler = (err: { code?: string }, _req, res, _next) => {
+        res.status(500).type('text').send(`custom: ${err.code}`)
       }
       const { url, jar, engine } = await setup(t, backend, (app) => app.use(handler))
       await login(jar, url)
       engine.fail.load = new Error('ECONNREFUSED')
       const reply = await jar.fetch(url('/me'))
       assert.equal(reply.status, 503)
-      assert.equal(reply.body, 'custom: ERR_STORE_UNAVAILABLE')
+      assert.equal(reply.body, 'Service Unavailable: session store\n')
+      assert.equal(reply.headers.get('cache-control'), 'no-store')
     })
 
     it('a store that is down when the session saves answers 503, says so, and drops the prepared response', async (t) => {

@@ -7,6 +7,8 @@ import { createSessions, Sessions } from '../middleware.js'
 import type { Session, SessionData } from '../session.js'
 import type { Settings } from '../settings.js'
 import { attachSession } from './node.js'
+import { FAILURE_HEADERS, sessionFailure } from './failure.js'
+import { SessionError } from '../errors.js'
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
@@ -52,10 +54,19 @@ export function sessions<T extends object = SessionData>(settings: Partial<Setti
   const core = settings instanceof Sessions ? settings : createSessions<T>(settings)
   const middleware = function sessionkit(req: Request, res: Response, next: NextFunction): void {
     if (req.session !== undefined) return next()
-    attachSession(core, req, res).then((state) => {
-      req.session = state.session as unknown as Session<SessionData>
-      next()
-    }, next)
+    attachSession(core, req, res).then(
+      (state) => {
+        req.session = state.session as unknown as Session<SessionData>
+        next()
+      },
+      (error: unknown) => {
+        // A store that is down answers 503 here, as every adapter does, whatever the app's
+        // error handler would make of `err.status`.
+        if (!(error instanceof SessionError)) return next(error)
+        const { status, body } = sessionFailure(error, core.settings, 'load')
+        res.writeHead(status, FAILURE_HEADERS).end(body)
+      },
+    )
   }
   return Object.assign(middleware, { sessions: core, close: () => core.close() })
 }

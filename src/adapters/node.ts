@@ -4,7 +4,8 @@
  * byte of the response leaves — so a redirect right after login never races the write.
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
-import { SessionError, StoreUnavailable } from '../errors.js'
+import { SessionError } from '../errors.js'
+import { FAILURE_HEADERS, sessionFailure } from './failure.js'
 import { createSessions, patchVary, Sessions, type RequestSession, type ResponseDecision } from '../middleware.js'
 import type { Session, SessionData } from '../session.js'
 import type { Settings } from '../settings.js'
@@ -115,18 +116,10 @@ export async function attachSession<T extends object = SessionData>(
   /** Replace the prepared response by the error's status; the handler's later writes are dropped. */
   const fail = (error: unknown): void => {
     failed = true
-    const status = error instanceof SessionError ? error.status : 500
-    // The core has logged a StoreUnavailable already; everything else is logged here.
-    if (status === 400 && error instanceof SessionError) sessions.settings.logger.warn(error.message)
-    else if (!(error instanceof StoreUnavailable)) sessions.settings.logger.error('saving the session failed', error)
-    const body =
-      status === 400 ? 'Bad Request: the session ended in another request\n'
-      : status === 503 ? 'Service Unavailable: session store\n'
-      : 'Internal Server Error\n'
+    const { status, body } = sessionFailure(error, sessions.settings, 'save')
     for (const name of res.getHeaderNames()) res.removeHeader(name)
-    res.setHeader('Content-Type', 'text/plain; charset=utf-8')
+    for (const [name, value] of Object.entries(FAILURE_HEADERS)) res.setHeader(name, value)
     res.setHeader('Content-Length', Buffer.byteLength(body))
-    res.setHeader('Cache-Control', 'no-store')
     head = [status]
     writes = []
     ending = [req.method === 'HEAD' ? undefined : body]
@@ -221,13 +214,18 @@ export function withSessions<T extends object = SessionData>(
         await handler(req as SessionRequest<T>, res)
       },
     ).catch((error: unknown) => {
-      const status = error instanceof SessionError ? error.status : 500
-      // The core has logged a StoreUnavailable already.
-      if (!(error instanceof StoreUnavailable)) sessions.settings.logger.error('request handler failed', error)
+      if (error instanceof SessionError) {
+        // A failed load (503), or a session error the handler let through.
+        const { status, body } = sessionFailure(error, sessions.settings, 'load')
+        if (res.headersSent) return void res.destroy()
+        res.writeHead(status, FAILURE_HEADERS).end(body)
+        return
+      }
+      sessions.settings.logger.error('request handler failed', error)
       if (res.headersSent) return void res.destroy()
-      res.statusCode = status
+      res.statusCode = 500
       res.setHeader('Content-Type', 'text/plain; charset=utf-8')
-      res.end(status === 503 ? 'Service Unavailable: session store\n' : status === 400 ? 'Bad Request\n' : 'Internal Server Error\n')
+      res.end('Internal Server Error\n')
     })
   }
   return Object.assign(listener, { sessions, close: () => sessions.close() })

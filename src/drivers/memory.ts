@@ -6,8 +6,9 @@
  * or with Node's `cluster` module a visitor is logged out whenever a request lands on
  * another process, and every restart logs everyone out. Use Redis there.
  */
-import { ImproperlyConfigured } from '../errors.js'
+import { ImproperlyConfigured, SessionLocked } from '../errors.js'
 import { ttlToSeconds, type SessionCache } from '../cache.js'
+import { checkLockOptions, lockToken } from '../lock.js'
 
 /** Options of {@link memoryCache}. */
 export interface MemoryCacheOptions {
@@ -64,8 +65,56 @@ export function memoryCache(options: MemoryCacheOptions = {}): SessionCache {
     }
   }
 
+  /** Session locks: the holder's token and when the lock expires, in real time (`Date.now`). */
+  const locks = new Map<string, { token: string; expiresAt: number }>()
+  /** Per key, the waiters to wake (first first) when the lock is released. */
+  const waiters = new Map<string, (() => void)[]>()
+
+  function wakeNext(key: string): void {
+    const queue = waiters.get(key)
+    const next = queue?.shift()
+    if (queue?.length === 0) waiters.delete(key)
+    next?.()
+  }
+
   return {
     name: 'memory',
+    /**
+     * A lock in this process's memory: waiters queue and are woken one at a time as the lock
+     * is released (no polling), or when it expires, or at their deadline.
+     */
+    async lock(key, options) {
+      const { waitMs, ttlMs } = checkLockOptions(options)
+      const token = lockToken()
+      const deadline = Date.now() + waitMs
+      for (;;) {
+        const now = Date.now()
+        const held = locks.get(key)
+        if (held === undefined || held.expiresAt <= now) {
+          locks.set(key, { token, expiresAt: now + ttlMs })
+          return async () => {
+            if (locks.get(key)?.token !== token) return
+            locks.delete(key)
+            wakeNext(key)
+          }
+        }
+        if (now >= deadline) throw new SessionLocked(waitMs)
+        await new Promise<void>((resolve) => {
+          const queue = waiters.get(key) ?? []
+          waiters.set(key, queue)
+          const wake = (): void => {
+            clearTimeout(timer)
+            const at = queue.indexOf(wake)
+            if (at !== -1) queue.splice(at, 1)
+            if (queue.length === 0 && waiters.get(key) === queue) waiters.delete(key)
+            resolve()
+          }
+          // Woken by a release, else when the lock expires or this waiter's time is up.
+          const timer = setTimeout(wake, Math.max(0, Math.min(deadline, held.expiresAt) - now))
+          queue.push(wake)
+        })
+      }
+    },
     async get(key) {
       const entry = live(key)
       if (entry === undefined) return null

@@ -40,6 +40,18 @@ export const CREATE_TABLE =
 /** Django's index on `expire_date` (MySQL has no `CREATE INDEX IF NOT EXISTS`: `migrate` checks first). */
 export const CREATE_INDEX = 'CREATE INDEX `django_session_expire_date_a5c62663` ON `django_session` (`expire_date`)'
 
+/**
+ * sessionkit's lock table (`session.lock()`), not Django's: created by the first lock, never by
+ * `migrate()`, so that a database whose app never locks keeps Django's schema. Run it yourself
+ * when the app's database user may not create tables.
+ */
+export const CREATE_LOCK_TABLE =
+  'CREATE TABLE IF NOT EXISTS `sessionkit_lock` (`session_key` varchar(40) NOT NULL PRIMARY KEY, ' +
+  '`token` varchar(64) NOT NULL, `expires_at` bigint NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4'
+
+/** MySQL's `ER_NO_SUCH_TABLE`. */
+const ER_NO_SUCH_TABLE = 1146
+
 const TABLE = 'django_session'
 const INDEX = 'django_session_expire_date_a5c62663'
 
@@ -171,7 +183,7 @@ export function openMysql(url: string): Promise<MysqlDriver> {
  */
 export function mysqlDriver(pool: MysqlPoolLike | MysqlCallbackPoolLike, options: MysqlDriverOptions = {}): MysqlDriver {
   const promisePool = toPromisePool(pool)
-  const stats: SqlStats = { statements: 0, load: 0, insert: 0, update: 0, delete: 0, exists: 0, clearExpired: 0 }
+  const stats: SqlStats = { statements: 0, load: 0, insert: 0, update: 0, delete: 0, exists: 0, clearExpired: 0, lock: 0 }
   const run = async (kind: Exclude<keyof SqlStats, 'statements'>, sql: string, values: string[]): Promise<unknown> => {
     stats.statements++
     stats[kind]++
@@ -180,6 +192,30 @@ export function mysqlDriver(pool: MysqlPoolLike | MysqlCallbackPoolLike, options
   }
   const affected = (result: unknown): number => (result as { affectedRows?: number }).affectedRows ?? 0
   let closing: Promise<void> | undefined
+  /** The lock table, made once by the first lock (a failure is retried by the next). */
+  let lockTable: Promise<void> | undefined
+  const makeLockTable = (): Promise<void> => {
+    lockTable ??= promisePool.query(CREATE_LOCK_TABLE).then(
+      () => undefined,
+      (error: unknown) => {
+        lockTable = undefined
+        throw error
+      },
+    )
+    return lockTable
+  }
+  /** Run a lock statement; a missing table is made once and the statement run again. */
+  const onLockTable = async (sql: string, values: string[]): Promise<unknown> => {
+    if (!lockTable) await makeLockTable()
+    try {
+      return await run('lock', sql, values)
+    } catch (error) {
+      if ((error as { errno?: unknown }).errno !== ER_NO_SUCH_TABLE) throw error
+      lockTable = undefined // dropped behind our back: make it again
+      await makeLockTable()
+      return run('lock', sql, values)
+    }
+  }
 
   const driver: MysqlDriver = {
     dialect: 'mysql',
@@ -235,6 +271,37 @@ export function mysqlDriver(pool: MysqlPoolLike | MysqlCallbackPoolLike, options
       if (!Number.isSafeInteger(limit) || limit <= 0) throw new RangeError(`sessionkit: batch size must be a whole number > 0, got ${limit}`)
       // The limit is written into the text: MySQL 8 refuses some numeric parameter types in LIMIT.
       return affected(await run('clearExpired', `DELETE FROM django_session WHERE expire_date < ? LIMIT ${limit}`, [toDjangoDateTime(now)]))
+    },
+    /**
+     * A plain `INSERT` (a duplicate key, `ER_DUP_ENTRY`, means it is held), then a take-over of
+     * a row that expired: `UPDATE … WHERE session_key = ? AND expires_at < ?`. MySQL has no
+     * conditional upsert whose result tells "taken" from "held" under `FOUND_ROWS`.
+     */
+    async acquireLock(key, token, expiresAt, now) {
+      try {
+        await onLockTable('INSERT INTO sessionkit_lock (session_key, token, expires_at) VALUES (?, ?, ?)', [key, token, String(expiresAt)])
+        return true
+      } catch (error) {
+        if ((error as { errno?: unknown }).errno !== ER_DUP_ENTRY) throw error
+      }
+      const result = await onLockTable('UPDATE sessionkit_lock SET token = ?, expires_at = ? WHERE session_key = ? AND expires_at < ?', [
+        token,
+        String(expiresAt),
+        key,
+        String(now),
+      ])
+      return affected(result) > 0
+    },
+    async releaseLock(key, token) {
+      await onLockTable('DELETE FROM sessionkit_lock WHERE session_key = ? AND token = ?', [key, token])
+    },
+    async clearExpiredLocks(now) {
+      try {
+        return affected(await run('lock', 'DELETE FROM sessionkit_lock WHERE expires_at < ?', [String(now)]))
+      } catch (error) {
+        if ((error as { errno?: unknown }).errno === ER_NO_SUCH_TABLE) return 0 // no lock was ever taken
+        throw error
+      }
     },
     migrate() {
       return migrate(promisePool, options.where)

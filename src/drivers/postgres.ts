@@ -43,6 +43,19 @@ export const CREATE_EXPIRE_INDEX =
 export const CREATE_LIKE_INDEX =
   'CREATE INDEX IF NOT EXISTS "django_session_session_key_c0390e0f_like" ON "django_session" ("session_key" varchar_pattern_ops)'
 
+/**
+ * sessionkit's lock table (`session.lock()`), not Django's: created by the first lock, never by
+ * `migrate()`, so that a database whose app never locks keeps Django's schema. Run it yourself
+ * when the app's database user may not create tables.
+ */
+export const CREATE_LOCK_TABLE =
+  'CREATE TABLE IF NOT EXISTS "sessionkit_lock" ("session_key" varchar(40) NOT NULL PRIMARY KEY, ' +
+  '"token" varchar(64) NOT NULL, "expires_at" bigint NOT NULL)'
+
+/** PostgreSQL's `undefined_table`, `duplicate_table` and `unique_violation` (two `CREATE TABLE IF NOT EXISTS` racing). */
+const UNDEFINED_TABLE = '42P01'
+const TABLE_RACE = new Set(['42P07', '23505'])
+
 const TABLE = 'django_session'
 const EXPIRE_INDEX = 'django_session_expire_date_a5c62663'
 const LIKE_INDEX = 'django_session_session_key_c0390e0f_like'
@@ -170,13 +183,38 @@ export function postgresDriver(pool: PgPoolLike | PgClientLike, options: Postgre
   if (pool === null || typeof pool !== 'object' || typeof (pool as { query?: unknown }).query !== 'function') {
     throw new ImproperlyConfigured('sessionkit: postgresDriver needs a pg.Pool or a connected pg.Client')
   }
-  const stats: SqlStats = { statements: 0, load: 0, insert: 0, update: 0, delete: 0, exists: 0, clearExpired: 0 }
+  const stats: SqlStats = { statements: 0, load: 0, insert: 0, update: 0, delete: 0, exists: 0, clearExpired: 0, lock: 0 }
   const run = (kind: Exclude<keyof SqlStats, 'statements'>, query: PgQuery): Promise<PgResult> => {
     stats.statements++
     stats[kind]++
     return pool.query(query)
   }
   let closing: Promise<void> | undefined
+  /** The lock table, made once by the first lock (a failure is retried by the next). */
+  let lockTable: Promise<void> | undefined
+  const makeLockTable = (): Promise<void> => {
+    lockTable ??= pool.query({ text: CREATE_LOCK_TABLE }).then(
+      () => undefined,
+      (error: unknown) => {
+        if (TABLE_RACE.has((error as { code?: string }).code ?? '')) return
+        lockTable = undefined
+        throw error
+      },
+    )
+    return lockTable
+  }
+  /** Run a lock statement; a missing table is made once and the statement run again. */
+  const onLockTable = async (query: PgQuery): Promise<PgResult> => {
+    if (!lockTable) await makeLockTable()
+    try {
+      return await run('lock', query)
+    } catch (error) {
+      if ((error as { code?: string }).code !== UNDEFINED_TABLE) throw error
+      lockTable = undefined // dropped behind our back: make it again
+      await makeLockTable()
+      return run('lock', query)
+    }
+  }
 
   return {
     dialect: 'postgresql',
@@ -237,6 +275,33 @@ export function postgresDriver(pool: PgPoolLike | PgClientLike, options: Postgre
         values: [now, limit],
       })
       return rowCount ?? 0
+    },
+    /** Insert, or take over a row that expired: one atomic statement (an UPSERT). */
+    async acquireLock(key, token, expiresAt, now) {
+      const { rowCount } = await onLockTable({
+        name: 'sessionkit_lock_acquire',
+        text:
+          'INSERT INTO sessionkit_lock (session_key, token, expires_at) VALUES ($1, $2, $3) ON CONFLICT (session_key) ' +
+          'DO UPDATE SET token = EXCLUDED.token, expires_at = EXCLUDED.expires_at WHERE sessionkit_lock.expires_at < $4',
+        values: [key, token, expiresAt, now],
+      })
+      return rowCount === 1
+    },
+    async releaseLock(key, token) {
+      await onLockTable({
+        name: 'sessionkit_lock_release',
+        text: 'DELETE FROM sessionkit_lock WHERE session_key = $1 AND token = $2',
+        values: [key, token],
+      })
+    },
+    async clearExpiredLocks(now) {
+      try {
+        const { rowCount } = await run('lock', { name: 'sessionkit_lock_clear', text: 'DELETE FROM sessionkit_lock WHERE expires_at < $1', values: [now] })
+        return rowCount ?? 0
+      } catch (error) {
+        if ((error as { code?: string }).code === UNDEFINED_TABLE) return 0 // no lock was ever taken
+        throw error
+      }
     },
     migrate() {
       return migrate(pool, options.where)

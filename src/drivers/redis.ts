@@ -11,10 +11,13 @@
  *
  * Every method is one Redis command (one round trip): `GET`, `SET … EX`, `SET … EX NX`,
  * `SET … EX XX`, `DEL`, `EXISTS`. A single key per command, so Redis Cluster routes each.
+ * Session locks (`session.lock()`) live under `<prefix>lock:<key>`: `SET … NX PX` to take
+ * one (polled while it is held), a Lua compare-and-delete to release it.
  */
 import { createRequire } from 'node:module'
 import { ImproperlyConfigured, StoreUnavailable } from '../errors.js'
 import { ttlToSeconds, type SessionCache } from '../cache.js'
+import { checkLockOptions, lockToken, pollLock } from '../lock.js'
 import { redactUrl, type Logger } from '../settings.js'
 
 /** Django's `KEY_PREFIX` of the cache session backend. */
@@ -26,6 +29,7 @@ export interface IoRedisClient {
   get(key: string): Promise<string | null>
   set(key: string, value: string, ex: 'EX', seconds: number): Promise<unknown>
   set(key: string, value: string, ex: 'EX', seconds: number, mode: 'NX' | 'XX'): Promise<unknown>
+  set(key: string, value: string, px: 'PX', milliseconds: number, mode: 'NX'): Promise<unknown>
   del(key: string): Promise<number>
   exists(key: string): Promise<number>
   eval(script: string, numKeys: number, ...args: string[]): Promise<unknown>
@@ -35,9 +39,10 @@ export interface IoRedisClient {
 
 /** `SET` options of node-redis: v5+ reads `expiration`/`condition`, v4 the older `EX`/`NX`/`XX`. */
 export interface NodeRedisSetOptions {
-  expiration?: { type: 'EX'; value: number }
+  expiration?: { type: 'EX' | 'PX'; value: number }
   condition?: 'NX' | 'XX'
   EX?: number
+  PX?: number
   NX?: boolean
   XX?: boolean
 }
@@ -65,6 +70,8 @@ export interface RedisCacheOptions {
 interface Commands {
   get(key: string): Promise<string | null>
   set(key: string, value: string, ttl: number, mode?: 'NX' | 'XX'): Promise<boolean>
+  /** `SET key value PX ms NX`: `true` when set. */
+  setNxPx(key: string, value: string, ms: number): Promise<boolean>
   del(key: string): Promise<number>
   exists(key: string): Promise<boolean>
   /** Run a Lua script on one key: one round trip (`EVAL`). */
@@ -82,6 +89,13 @@ const REPLACE_IF = `if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0`
 
+/** Compare-and-delete of a lock: delete `KEYS[1]` only if it still holds this caller's token `ARGV[1]`. */
+const RELEASE_LOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`
+
+/** Where the lock of a session lives: `<prefix>lock:<key>` (`:` is never in a session key). */
+const LOCK_INFIX = 'lock:'
+
 function isNodeRedis(client: object): client is NodeRedisClient {
   return typeof (client as { isOpen?: unknown }).isOpen === 'boolean'
 }
@@ -95,6 +109,10 @@ function ioredisCommands(client: IoRedisClient): Commands {
     get: (key) => client.get(key),
     async set(key, value, ttl, mode) {
       const reply = mode ? await client.set(key, value, 'EX', ttl, mode) : await client.set(key, value, 'EX', ttl)
+      return reply !== null && reply !== undefined
+    },
+    async setNxPx(key, value, ms) {
+      const reply = await client.set(key, value, 'PX', ms, 'NX')
       return reply !== null && reply !== undefined
     },
     del: (key) => client.del(key),
@@ -122,6 +140,10 @@ function nodeRedisCommands(client: NodeRedisClient): Commands {
       const options: NodeRedisSetOptions = { expiration: { type: 'EX', value: ttl }, EX: ttl }
       if (mode) Object.assign(options, { condition: mode, [mode]: true })
       const reply = await client.set(key, value, options)
+      return reply !== null && reply !== undefined
+    },
+    async setNxPx(key, value, ms) {
+      const reply = await client.set(key, value, { expiration: { type: 'PX', value: ms }, PX: ms, condition: 'NX', NX: true })
       return reply !== null && reply !== undefined
     },
     del: async (key) => Number(await client.del(key)),
@@ -182,6 +204,19 @@ function cacheOn(commands: Commands, prefix = CACHE_KEY_PREFIX, ready?: () => Pr
     async replaceIf(key, expected, value, ttlSeconds) {
       const ttl = ttlToSeconds(ttlSeconds)
       return Number(await commands.eval(REPLACE_IF, prefix + key, [expected, value, String(ttl)])) === 1
+    },
+    /**
+     * `SET <prefix>lock:<key> <token> NX PX ttlMs`, polled with a jittered backoff until
+     * `waitMs`; released by a Lua compare-and-delete (one round trip each).
+     */
+    async lock(key, options) {
+      const { waitMs, ttlMs } = checkLockOptions(options)
+      const lockKey = prefix + LOCK_INFIX + key
+      const token = lockToken()
+      await pollLock(() => commands.setNxPx(lockKey, token, ttlMs), waitMs)
+      return async () => {
+        await commands.eval(RELEASE_LOCK, lockKey, [token])
+      }
     },
     async delete(key) {
       await commands.del(prefix + key)

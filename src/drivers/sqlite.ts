@@ -29,6 +29,14 @@ export const CREATE_INDEX = 'CREATE INDEX "django_session_expire_date_a5c62663" 
 const TABLE = 'django_session'
 const INDEX = 'django_session_expire_date_a5c62663'
 
+/**
+ * sessionkit's lock table (`session.lock()`), not Django's: created by the first lock, never
+ * by `migrate()` or at open, so that a database whose app never locks keeps Django's schema.
+ */
+export const CREATE_LOCK_TABLE =
+  'CREATE TABLE IF NOT EXISTS "sessionkit_lock" ("session_key" varchar(40) NOT NULL PRIMARY KEY, ' +
+  '"token" varchar(64) NOT NULL, "expires_at" bigint NOT NULL)'
+
 const MISSING =
   'sessionkit: the db engine on SQLite needs better-sqlite3 12.x: npm install better-sqlite3@12'
 
@@ -86,6 +94,8 @@ export interface SqlStats {
   delete: number
   exists: number
   clearExpired: number
+  /** Statements on the lock table (`session.lock()`): take, release, clear expired. */
+  lock: number
 }
 
 /** The SQLite driver; `database` is the better-sqlite3 handle, for tests and diagnostics. */
@@ -99,6 +109,9 @@ export interface SqliteDriver extends SqlDriver {
   delete(key: string): void
   exists(key: string): boolean
   clearExpiredBatch(now: Date, limit: number): number
+  acquireLock(key: string, token: string, expiresAt: number, now: number): boolean
+  releaseLock(key: string, token: string): void
+  clearExpiredLocks(now: number): number
   migrate(): MigrateReport
   close(): void
 }
@@ -153,10 +166,34 @@ function sqliteDriver(db: Database, filename: string): SqliteDriver {
     'DELETE FROM django_session WHERE rowid IN (SELECT rowid FROM django_session WHERE expire_date < ? LIMIT ?)',
   )
 
-  const stats: SqlStats = { statements: 0, load: 0, insert: 0, update: 0, delete: 0, exists: 0, clearExpired: 0 }
+  const stats: SqlStats = { statements: 0, load: 0, insert: 0, update: 0, delete: 0, exists: 0, clearExpired: 0, lock: 0 }
   const count = (kind: Exclude<keyof SqlStats, 'statements'>): void => {
     stats.statements++
     stats[kind]++
+  }
+
+  /** The lock statements, prepared once the table exists (made by the first lock). */
+  let lockStmts:
+    | {
+        acquire: BetterSqlite3.Statement<[string, string, number, number]>
+        release: BetterSqlite3.Statement<[string, string]>
+        clear: BetterSqlite3.Statement<[number]>
+      }
+    | undefined
+  const lockTable = (create: boolean): typeof lockStmts => {
+    if (lockStmts) return lockStmts
+    if (!create && db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sessionkit_lock'").get() === undefined) return undefined
+    if (create) db.exec(CREATE_LOCK_TABLE)
+    lockStmts = {
+      // Insert, or take over a row that expired: one atomic statement (an UPSERT).
+      acquire: db.prepare(
+        'INSERT INTO sessionkit_lock (session_key, token, expires_at) VALUES (?, ?, ?) ON CONFLICT (session_key) ' +
+          'DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at WHERE sessionkit_lock.expires_at < ?',
+      ),
+      release: db.prepare('DELETE FROM sessionkit_lock WHERE session_key = ? AND token = ?'),
+      clear: db.prepare('DELETE FROM sessionkit_lock WHERE expires_at < ?'),
+    }
+    return lockStmts
   }
 
   return {
@@ -193,6 +230,23 @@ function sqliteDriver(db: Database, filename: string): SqliteDriver {
     clearExpiredBatch(now, limit) {
       count('clearExpired')
       return clearStmt.run(toDjangoDateTime(now), limit).changes
+    },
+    acquireLock(key, token, expiresAt, now) {
+      const stmts = lockTable(true)!
+      count('lock')
+      return stmts.acquire.run(key, token, expiresAt, now).changes > 0
+    },
+    releaseLock(key, token) {
+      const stmts = lockTable(false)
+      if (!stmts) return
+      count('lock')
+      stmts.release.run(key, token)
+    },
+    clearExpiredLocks(now) {
+      const stmts = lockTable(false)
+      if (!stmts) return 0
+      count('lock')
+      return stmts.clear.run(now).changes
     },
     migrate() {
       const created = [...createdAtOpen, ...ensureSchema(db)]

@@ -17,7 +17,7 @@ import { CreateError, UpdateError } from '../errors.js'
 import { resolveCache } from '../cache.js'
 import { b62Decode } from '../signing.js'
 import { EXPIRY_KEY, parsePythonIso } from '../session.js'
-import type { Engine, EngineContext, SessionMap } from '../engine.js'
+import type { Engine, EngineContext, LockOptions, SessionMap } from '../engine.js'
 
 /**
  * The engine over the cache `settings.cacheAlias` names (see `resolveCache`): one cache
@@ -92,6 +92,8 @@ export function cacheEngine({ settings, codec }: EngineContext): Engine | Promis
     delete(key) {
       return cache.delete(key)
     },
+    // Session locks, when the cache has them (Redis, the in-process LRU).
+    ...(cache.lock ? { lock: (key: string, options: LockOptions) => cache.lock!(key, options) } : {}),
     async clearExpired() {
       return null // the cache expires entries itself (Django: a no-op)
     },

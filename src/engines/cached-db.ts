@@ -60,7 +60,7 @@ import { resolveCache, type ResolvedCache, type SessionCache } from '../cache.js
 import { redisCacheFromUrl } from '../drivers/redis.js'
 import { b62Decode } from '../signing.js'
 import { EXPIRY_KEY, parsePythonIso } from '../session.js'
-import { isServerKey, type Engine, type EngineContext, type LoadedSession, type SavedSession, type SaveOptions, type SessionMap } from '../engine.js'
+import { isServerKey, type Engine, type EngineContext, type LoadedSession, type LockOptions, type SavedSession, type SaveOptions, type SessionMap } from '../engine.js'
 import { dbEngine, type DbEngine, type MigrateReport } from './db.js'
 
 /** Django's `KEY_PREFIX` of the cached_db backend. */
@@ -412,6 +412,9 @@ export function cachedDbOver(db: DbEngine, { cache, owned }: ResolvedCache, { se
     clearExpired(onProgress) {
       return db.clearExpired(onProgress)
     },
+
+    // Session locks live in the database (the truth), never in the cache.
+    ...(db.lock ? { lock: (key: string, options: LockOptions) => db.lock!(key, options) } : {}),
 
     migrate() {
       return db.migrate()

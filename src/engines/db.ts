@@ -37,7 +37,8 @@ import { openSqlite } from '../drivers/sqlite.js'
 import { openPostgres } from '../drivers/postgres.js'
 import { openMysql } from '../drivers/mysql.js'
 import { redactUrl } from '../settings.js'
-import type { Engine, EngineContext } from '../engine.js'
+import type { Engine, EngineContext, LockOptions, ReleaseLock } from '../engine.js'
+import { checkLockOptions, lockToken, pollLock } from '../lock.js'
 
 /** What `migrate()` did: the objects it created (none when all were there) and where. */
 export interface MigrateReport {
@@ -69,6 +70,21 @@ export interface SqlDriver {
   exists(key: string): boolean | Promise<boolean>
   /** Delete at most `limit` rows whose `expire_date` is before `now`; how many went. One statement. */
   clearExpiredBatch(now: Date, limit: number): number | Promise<number>
+  /**
+   * Session locks (optional; the `db` engine supports `session.lock()` only with them), in
+   * the table `sessionkit_lock (session_key varchar(40) PRIMARY KEY, token varchar(64) NOT
+   * NULL, expires_at bigint NOT NULL)` — not a Django table; `expires_at` is milliseconds
+   * since the epoch. The driver creates the table when it is first needed (`CREATE TABLE IF
+   * NOT EXISTS`), so a database whose app never locks keeps exactly Django's schema.
+   *
+   * `acquireLock`: take the lock of `key` for `token` until `expiresAt` if no row has it, or
+   * if its row expired before `now` (taken over); `true` when taken. At most two statements.
+   */
+  acquireLock?(key: string, token: string, expiresAt: number, now: number): boolean | Promise<boolean>
+  /** `DELETE FROM sessionkit_lock WHERE session_key = ? AND token = ?`. One statement. */
+  releaseLock?(key: string, token: string): void | Promise<void>
+  /** Delete the lock rows that expired before `now`; none (no statement) when the table was never made. */
+  clearExpiredLocks?(now: number): number | Promise<number>
   /** Create the table and index if missing; idempotent. */
   migrate(): MigrateReport | Promise<MigrateReport>
   /** Release the connection; idempotent. */
@@ -218,13 +234,35 @@ function safeDecode(text: string): string {
  *   {@link CLEAR_BATCH_SIZE}, yielding to the event loop between batches, so it neither
  *   loads the rows nor holds the write lock for long. Django: `clearsessions`.
  *
+ * - `lock` (when the driver has `acquireLock`): a row in `sessionkit_lock`, polled with a
+ *   jittered backoff until `waitMs`; `clearExpired` also deletes expired lock rows.
+ *
  * Other database errors propagate (the middleware answers 503).
  */
 export function sqlEngine(driver: SqlDriver, { settings, codec }: EngineContext): DbEngine {
   const name = `db:${driver.dialect}`
+  const { acquireLock, releaseLock } = driver
+  const lock =
+    acquireLock && releaseLock
+      ? {
+          /** Lock times are real time (`Date.now`), not `settings.now`: locks are about real concurrency. */
+          async lock(key: string, options: LockOptions): Promise<ReleaseLock> {
+            const { waitMs, ttlMs } = checkLockOptions(options)
+            const token = lockToken()
+            await pollLock(() => {
+              const now = Date.now()
+              return acquireLock.call(driver, key, token, now + ttlMs, now)
+            }, waitMs)
+            return async () => {
+              await releaseLock.call(driver, key, token)
+            }
+          },
+        }
+      : {}
   return {
     name,
     driver,
+    ...lock,
     async load(key) {
       const stored = await driver.load(key, new Date(settings.now()))
       return stored === null ? null : { data: codec.decode(stored, name), version: stored }
@@ -252,7 +290,10 @@ export function sqlEngine(driver: SqlDriver, { settings, codec }: EngineContext)
         total += deleted
         if (deleted > 0) onProgress?.(total)
         // A short batch means nothing older than `now` is left.
-        if (deleted < CLEAR_BATCH_SIZE) return total
+        if (deleted < CLEAR_BATCH_SIZE) {
+          await driver.clearExpiredLocks?.(Date.now())
+          return total
+        }
         await new Promise<void>((resolve) => setImmediate(resolve))
       }
     },

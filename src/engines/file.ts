@@ -14,15 +14,16 @@
  * - a hostile key is "no session" in every method; Django raises from `exists`/`delete`.
  * - `clearExpired` streams the directory and removes temporary files left by a crash.
  *
- * Like Django, there is no locking (ticket #8616): concurrent saves of one session are
- * last-writer-wins, each write whole.
+ * Unlike Django (ticket #8616), an update is a compare-and-set under a per-session `.lock`
+ * file, and `session.lock()` holds a per-session `.block` file for a whole request.
  */
 import { randomBytes } from 'node:crypto'
 import { accessSync, constants, statSync, type Stats } from 'node:fs'
-import { lstat, open, opendir, readFile, rename, stat, unlink } from 'node:fs/promises'
+import { lstat, open, opendir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { CreateError, ImproperlyConfigured, InvalidSessionKey, SessionError, StoreUnavailable, UpdateError } from '../errors.js'
 import { isServerKey, type Engine, type EngineContext, type SessionMap } from '../engine.js'
+import { checkLockOptions, lockToken, pollLock } from '../lock.js'
 import { EXPIRY_KEY, parsePythonIso } from '../session.js'
 
 /** Session files (and their temporary files) are readable by the owner only, as Django's `mkstemp` makes them. */
@@ -51,6 +52,15 @@ const LOCK_NAME = /^[a-z0-9]{8,40}\.lock$/
 const STALE_LOCK_MS = 10_000
 /** How long a save waits for another request's lock on the same session. */
 const LOCK_WAIT_MS = 5_000
+/**
+ * `<cookieName><key>.block`: the session lock of `session.lock()`, held for a whole request,
+ * holding `<token> <expires at, ms since the epoch>`. A name apart from `.lock` (held only for
+ * the instant of a compare-and-replace), so that a request holding the session's lock still
+ * saves it. Read and written only under the `.lock`, so taking over an expired one is atomic.
+ */
+const BLOCK_SUFFIX = '.block'
+const BLOCK_NAME = /^[a-z0-9]{8,40}\.block$/
+const BLOCK_TEXT = /^([0-9a-f]{32}) (\d+)$/
 
 /**
  * The engine. Throws `ImproperlyConfigured` at once (so `createSessions` fails at start-up)
@@ -223,6 +233,44 @@ export function fileEngine({ settings, codec }: EngineContext): Engine {
     }
   }
 
+  /** The holder of a `.block` file and when it expires; an unreadable one (a crash mid-write) has expired. `null` if there is none. */
+  async function readBlock(block: string): Promise<{ token: string; expiresAt: number } | null> {
+    let text: string
+    try {
+      text = await readFile(block, 'utf8')
+    } catch (error) {
+      if (errorCode(error) === 'ENOENT') return null
+      throw error
+    }
+    const m = BLOCK_TEXT.exec(text)
+    return m ? { token: m[1]!, expiresAt: Number(m[2]) } : { token: '', expiresAt: 0 }
+  }
+
+  /** Take `<file>.block` for `token` if it is free or expired; under the session's `.lock`. */
+  function tryBlock(file: string, token: string, ttlMs: number): Promise<boolean> {
+    return withLock(file, async () => {
+      const block = file + BLOCK_SUFFIX
+      const held = await readBlock(block)
+      const now = Date.now()
+      if (held !== null && held.expiresAt > now) return false
+      await writeFile(block, `${token} ${now + ttlMs}`, { mode: FILE_MODE })
+      return true
+    })
+  }
+
+  /** Remove `<file>.block` if `keep` says so of its holder; under the session's `.lock`. */
+  function removeBlock(file: string, remove: (held: { token: string; expiresAt: number }) => boolean): Promise<boolean> {
+    return withLock(file, async () => {
+      const block = file + BLOCK_SUFFIX
+      const held = await readBlock(block)
+      if (held === null || !remove(held)) return false
+      await unlink(block).catch((error: unknown) => {
+        if (errorCode(error) !== 'ENOENT') throw error
+      })
+      return true
+    })
+  }
+
   /** Remove a temporary file older than an hour: a crash between write and rename left it. */
   async function removeStaleTemp(file: string, olderThanMs = STALE_TEMP_MS, now = settings.now()): Promise<void> {
     try {
@@ -306,6 +354,30 @@ export function fileEngine({ settings, codec }: EngineContext): Engine {
       return { key, version: encoded }
     },
 
+    /**
+     * The session lock: `<cookieName><key>.block`, taken when absent or expired (checked and
+     * written under the session's `.lock`), polled with a jittered backoff until `waitMs`;
+     * released only by its holder's token. Real time (`Date.now`), as the `.lock` files.
+     */
+    async lock(key, options) {
+      const { waitMs, ttlMs } = checkLockOptions(options)
+      if (!isServerKey(key)) throw new InvalidSessionKey()
+      const file = fileOf(key)
+      const token = lockToken()
+      try {
+        await pollLock(() => tryBlock(file, token, ttlMs), waitMs)
+      } catch (error) {
+        throw storeError('lock a session', error)
+      }
+      return async () => {
+        try {
+          await removeBlock(file, (held) => held.token === token)
+        } catch (error) {
+          throw storeError('unlock a session', error)
+        }
+      }
+    },
+
     /** Remove the file, under the session's lock; a missing file (or an invalid key) is not an error. */
     async delete(key) {
       if (!isServerKey(key)) return
@@ -346,6 +418,9 @@ export function fileEngine({ settings, codec }: EngineContext): Engine {
             await removeStaleTemp(file)
           } else if (LOCK_NAME.test(rest)) {
             await removeStaleTemp(file, STALE_LOCK_MS, Date.now()) // lock mtimes are wall-clock
+          } else if (BLOCK_NAME.test(rest)) {
+            // A session lock whose holder died: expired by real time.
+            await removeBlock(file.slice(0, -BLOCK_SUFFIX.length), (held) => held.expiresAt <= Date.now())
           }
         } catch (error) {
           // Not ours to judge: in a shared directory (the default, the OS temp dir) another
