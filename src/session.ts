@@ -604,7 +604,9 @@ export class Session<T extends object = SessionData> {
     if (this.modified) throw changed()
     const engine = await this.#engine()
     if (typeof engine.lock !== 'function') {
-      throw new NotSupported(`sessionkit: the ${engine.name} engine does not support session.lock(); use db, file, cache or cached_db`)
+      throw new NotSupported(
+        `sessionkit: the ${engine.name} engine does not support session.lock(); db, file, cached_db and cache (on Redis or the in-process cache) do`,
+      )
     }
     if (this.#loading) await this.#loading.catch(() => undefined)
     const key = this.#key

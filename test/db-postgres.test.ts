@@ -170,7 +170,7 @@ describe('db engine on PostgreSQL', { skip }, () => {
     const again = sessions.session(s.sessionKey)
     await step('load', 'load', 'sessionkit_load', () => again.load())
     again.set('a', 2)
-    await step('save', 'update', 'sessionkit_update', () => again.save())
+    await step('save', 'update', 'sessionkit_update_if', () => again.save())
     await step('exists', 'exists', 'sessionkit_exists', () => again.exists(again.sessionKey!))
     await step('delete', 'delete', 'sessionkit_delete', () => again.destroy())
 
@@ -178,7 +178,7 @@ describe('db engine on PostgreSQL', { skip }, () => {
     const { rows } = await pool.query<{ name: string }>("SELECT name FROM pg_prepared_statements WHERE name LIKE 'sessionkit_%' ORDER BY name")
     assert.deepEqual(
       rows.map((r) => r.name),
-      ['sessionkit_delete', 'sessionkit_exists', 'sessionkit_insert', 'sessionkit_load', 'sessionkit_update'],
+      ['sessionkit_delete', 'sessionkit_exists', 'sessionkit_insert', 'sessionkit_load', 'sessionkit_update_if'],
     )
   })
 

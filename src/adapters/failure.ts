@@ -4,7 +4,7 @@
  * 503 for a store that is down, 500 for anything else. Framework-neutral; adapters only
  * write the result in their framework's terms.
  */
-import { SessionError, SessionInterrupted, StoreUnavailable } from '../errors.js'
+import { SessionError, SessionInterrupted, SessionLocked, StoreUnavailable } from '../errors.js'
 import type { Settings } from '../settings.js'
 
 /** The replacement response: status and a short plain-text body. */
@@ -26,6 +26,11 @@ export const FAILURE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
  */
 export function sessionFailure(error: unknown, settings: Pick<Settings, 'logger'>, phase: 'load' | 'save'): Failure {
   const status = error instanceof SessionError ? error.status : 500
+  // `session.lock()` waited in vain for another request of the visitor: busy, not broken.
+  if (error instanceof SessionLocked) {
+    settings.logger.warn(error.message)
+    return { status, body: 'Service Unavailable: the session is busy with another request; retry\n' }
+  }
   if (status === 400 && error instanceof SessionError) settings.logger.warn(error.message)
   else if (!(error instanceof StoreUnavailable)) settings.logger.error(`${phase === 'load' ? 'loading' : 'saving'} the session failed`, error)
   const body =

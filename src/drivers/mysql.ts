@@ -192,7 +192,7 @@ export function mysqlDriver(pool: MysqlPoolLike | MysqlCallbackPoolLike, options
   }
   const affected = (result: unknown): number => (result as { affectedRows?: number }).affectedRows ?? 0
   let closing: Promise<void> | undefined
-  /** The lock table, made once by the first lock (a failure is retried by the next). */
+  /** The lock table being made (concurrent first locks share one `CREATE`). */
   let lockTable: Promise<void> | undefined
   const makeLockTable = (): Promise<void> => {
     lockTable ??= promisePool.query(CREATE_LOCK_TABLE).then(
@@ -204,15 +204,18 @@ export function mysqlDriver(pool: MysqlPoolLike | MysqlCallbackPoolLike, options
     )
     return lockTable
   }
-  /** Run a lock statement; a missing table is made once and the statement run again. */
+  /**
+   * Run a lock statement; when the table is missing (no lock was ever taken), make it and run
+   * the statement again. Never a `CREATE` while the table exists: a database user without the
+   * right to create tables works on a table made for it.
+   */
   const onLockTable = async (sql: string, values: string[]): Promise<unknown> => {
-    if (!lockTable) await makeLockTable()
     try {
       return await run('lock', sql, values)
     } catch (error) {
       if ((error as { errno?: unknown }).errno !== ER_NO_SUCH_TABLE) throw error
-      lockTable = undefined // dropped behind our back: make it again
       await makeLockTable()
+      lockTable = undefined // made: a later "missing" (dropped behind our back) makes it again
       return run('lock', sql, values)
     }
   }

@@ -190,7 +190,7 @@ export function postgresDriver(pool: PgPoolLike | PgClientLike, options: Postgre
     return pool.query(query)
   }
   let closing: Promise<void> | undefined
-  /** The lock table, made once by the first lock (a failure is retried by the next). */
+  /** The lock table being made (concurrent first locks share one `CREATE`). */
   let lockTable: Promise<void> | undefined
   const makeLockTable = (): Promise<void> => {
     lockTable ??= pool.query({ text: CREATE_LOCK_TABLE }).then(
@@ -203,15 +203,18 @@ export function postgresDriver(pool: PgPoolLike | PgClientLike, options: Postgre
     )
     return lockTable
   }
-  /** Run a lock statement; a missing table is made once and the statement run again. */
+  /**
+   * Run a lock statement; when the table is missing (no lock was ever taken), make it and run
+   * the statement again. Never a `CREATE` while the table exists: a database user without the
+   * right to create tables works on a table made for it.
+   */
   const onLockTable = async (query: PgQuery): Promise<PgResult> => {
-    if (!lockTable) await makeLockTable()
     try {
       return await run('lock', query)
     } catch (error) {
       if ((error as { code?: string }).code !== UNDEFINED_TABLE) throw error
-      lockTable = undefined // dropped behind our back: make it again
       await makeLockTable()
+      lockTable = undefined // made: a later "missing" (dropped behind our back) makes it again
       return run('lock', query)
     }
   }

@@ -180,30 +180,54 @@ export function redisCache(client: RedisClient, options: RedisCacheOptions = {})
   return cacheOn(commands, options.prefix)
 }
 
-function cacheOn(commands: Commands, prefix = CACHE_KEY_PREFIX, ready?: () => Promise<void>): SessionCache {
+/**
+ * Every stored value starts with its own key and `|`: a reply that is not for the key asked
+ * (a client whose reply queue slipped after a lost request, so every reply goes to the
+ * command before it) is refused instead of handing one visitor another visitor's session.
+ */
+function bind(key: string, value: string): string {
+  return `${key}|${value}`
+}
+
+/** Thrown when Redis answers a GET with another key's value. */
+export class RedisReplyMismatch extends StoreUnavailable {
+  constructor() {
+    super('sessionkit: Redis answered with the value of another key (the connection lost track of its replies); refused')
+  }
+}
+
+function cacheOn(commands: Commands, prefix = CACHE_KEY_PREFIX, ready?: () => Promise<void>, onMismatch?: () => void): SessionCache {
   if (typeof prefix !== 'string') throw new ImproperlyConfigured(`sessionkit: the Redis cache prefix must be a string, got ${typeof prefix}`)
   let closing: Promise<void> | null = null
   const cache: SessionCache = {
     name: 'redis',
-    get: (key) => commands.get(prefix + key),
+    async get(key) {
+      const stored = await commands.get(prefix + key)
+      if (stored === null) return null
+      if (!stored.startsWith(key) || stored.charCodeAt(key.length) !== 124 /* | */) {
+        onMismatch?.()
+        throw new RedisReplyMismatch()
+      }
+      return stored.slice(key.length + 1)
+    },
     async set(key, value, ttlSeconds) {
       const ttl = ttlToSeconds(ttlSeconds)
       if (ttl <= 0) await commands.del(prefix + key)
-      else await commands.set(prefix + key, value, ttl)
+      else await commands.set(prefix + key, bind(key, value), ttl)
     },
     async add(key, value, ttlSeconds) {
       const ttl = ttlToSeconds(ttlSeconds)
       if (ttl <= 0) return !(await commands.exists(prefix + key))
-      return commands.set(prefix + key, value, ttl, 'NX')
+      return commands.set(prefix + key, bind(key, value), ttl, 'NX')
     },
     async replace(key, value, ttlSeconds) {
       const ttl = ttlToSeconds(ttlSeconds)
       if (ttl <= 0) return (await commands.del(prefix + key)) > 0
-      return commands.set(prefix + key, value, ttl, 'XX')
+      return commands.set(prefix + key, bind(key, value), ttl, 'XX')
     },
     async replaceIf(key, expected, value, ttlSeconds) {
       const ttl = ttlToSeconds(ttlSeconds)
-      return Number(await commands.eval(REPLACE_IF, prefix + key, [expected, value, String(ttl)])) === 1
+      return Number(await commands.eval(REPLACE_IF, prefix + key, [bind(key, expected), bind(key, value), String(ttl)])) === 1
     },
     /**
      * `SET <prefix>lock:<key> <token> NX PX ttlMs`, polled with a jittered backoff until
@@ -359,5 +383,29 @@ export function redisCacheFromUrl(url: string, options: RedisCacheFromUrlOptions
     return readying
   }
 
-  return cacheOn(ioredisCommands(client), options.prefix, ready)
+  // A command that timed out stays in ioredis's reply queue: if its request never reached
+  // Redis, every later reply would go to the command before it. Drop the connection (ioredis
+  // reconnects) whenever that may have happened: on a timeout and on a mismatched reply.
+  const resync = (): void => (client as unknown as { disconnect(reconnect: boolean): void }).disconnect(true)
+  const raw = ioredisCommands(client)
+  const guard =
+    <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      try {
+        return await fn(...args)
+      } catch (error) {
+        if (/timed? ?out/i.test((error as Error).message ?? '')) resync()
+        throw error
+      }
+    }
+  const commands: Commands = {
+    get: guard(raw.get),
+    set: guard(raw.set),
+    del: guard(raw.del),
+    exists: guard(raw.exists),
+    setNxPx: guard(raw.setNxPx),
+    eval: guard(raw.eval),
+    close: raw.close,
+  }
+  return cacheOn(commands, options.prefix, ready, resync)
 }
