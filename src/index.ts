@@ -6,9 +6,9 @@
  * import { sessions } from 'sessionkit/express'
  * ```
  */
-export { Session, newSessionKey, VALID_KEY_CHARS, TEST_COOKIE_NAME, TEST_COOKIE_VALUE } from './session.js'
+export { Session, newSessionKey, mergeSessions, VALID_KEY_CHARS, TEST_COOKIE_NAME, TEST_COOKIE_VALUE, CREATED_KEY, EXPIRY_KEY } from './session.js'
 export type { SessionData, SessionKey, SessionBackend, ExpiryOptions } from './session.js'
-export { Sessions, createSessions, patchVary } from './middleware.js'
+export { Sessions, createSessions, patchVary, NO_STORE } from './middleware.js'
 export type { RequestSession, ResponseDecision } from './middleware.js'
 export { resolveSettings, fromEnv, defaults, redactUrl } from './settings.js'
 export type { Settings, EngineName, SameSite, Logger, SuspiciousEvent } from './settings.js'

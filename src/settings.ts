@@ -374,7 +374,8 @@ function envList(raw: string | undefined): string[] | undefined {
  * Django's dotted `django.contrib.sessions.backends.db`), `SESSION_COOKIE_NAME`, `_AGE`,
  * `_DOMAIN`, `_PATH`, `_SECURE`, `_HTTPONLY`, `_SAMESITE`, `_PARTITIONED`,
  * `SESSION_EXPIRE_AT_BROWSER_CLOSE`, `SESSION_SAVE_EVERY_REQUEST`, `SESSION_FILE_PATH`,
- * `SESSION_CACHE_ALIAS`, `SESSION_COOKIE_ENCRYPTED` (sessionkit's own), `DATABASE_URL`,
+ * `SESSION_CACHE_ALIAS`, `SESSION_COOKIE_ENCRYPTED`, `SESSION_ABSOLUTE_AGE`, `SESSION_CACHE_CONTROL`
+ * (sessionkit's own), `DATABASE_URL`,
  * `REDIS_URL`. Unset variables are left out, so the result can be spread under explicit
  * settings. Malformed values throw, naming the variable.
  */
@@ -401,6 +402,8 @@ export function fromEnv(env: Record<string, string | undefined> = process.env): 
   if (str('SESSION_FILE_PATH')) out.filePath = str('SESSION_FILE_PATH')
   if (str('SESSION_CACHE_ALIAS')) out.cacheAlias = str('SESSION_CACHE_ALIAS')
   out.cookieEncryption = envBool(env, 'SESSION_COOKIE_ENCRYPTED')
+  out.absoluteAge = envInt(env, 'SESSION_ABSOLUTE_AGE')
+  out.cacheControl = envBool(env, 'SESSION_CACHE_CONTROL')
   if (str('DATABASE_URL')) out.databaseUrl = str('DATABASE_URL')
   if (str('REDIS_URL')) out.redisUrl = str('REDIS_URL') ?? null
   return stripUndefined(out)

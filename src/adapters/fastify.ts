@@ -130,6 +130,7 @@ async function sessionkit(fastify: FastifyInstance, options: SessionPluginOption
       if (isWebResponse(payload) && payload.headers.has('Vary')) payload = applyToResponse(payload, { vary: true, setCookie: null })
     }
     if (decision.setCookie) reply.header('Set-Cookie', decision.setCookie)
+    if (decision.cacheControl) reply.header('Cache-Control', decision.cacheControl)
     return payload
   })
 }

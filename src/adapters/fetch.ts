@@ -46,7 +46,7 @@ export interface SessionFetch<T extends object = SessionData, A extends unknown[
  * body is carried over as a stream, not read.
  */
 export function applyToResponse(response: Response, decision: ResponseDecision): Response {
-  if (!decision.vary && !decision.setCookie) return response
+  if (!decision.vary && !decision.setCookie && !decision.cacheControl) return response
   try {
     write(response.headers, decision)
     return response
@@ -61,6 +61,7 @@ export function applyToResponse(response: Response, decision: ResponseDecision):
 function write(headers: Headers, decision: ResponseDecision): void {
   if (decision.vary) headers.set('Vary', patchVary(headers.get('Vary')))
   if (decision.setCookie) headers.append('Set-Cookie', decision.setCookie)
+  if (decision.cacheControl) headers.set('Cache-Control', decision.cacheControl)
 }
 
 /**
@@ -93,7 +94,13 @@ export function withSession<T extends object = SessionData, A extends unknown[] 
     } catch (error) {
       return fail(error, 'load')
     }
-    const response = await handler(request, state.session, ...rest)
+    let response: Response
+    try {
+      response = await handler(request, state.session, ...rest)
+    } catch (error) {
+      await core.abandon(state) // release a session lock the handler took
+      throw error
+    }
     let decision
     try {
       decision = await core.end(state, response.status)

@@ -77,7 +77,12 @@ export function sessions<T extends object = SessionData>(settings: Partial<Setti
       return respondWithFailure(ctx as unknown as Context, status, body)
     }
     ctx.session = state.session
-    await next()
+    try {
+      await next()
+    } catch (error) {
+      await core.abandon(state) // release a session lock the handler took; Koa answers the error
+      throw error
+    }
     let decision
     try {
       decision = await core.end(state, ctx.status)
@@ -87,6 +92,7 @@ export function sessions<T extends object = SessionData>(settings: Partial<Setti
     }
     if (decision.vary) ctx.set('Vary', patchVary(ctx.response.get('Vary')))
     if (decision.setCookie) ctx.append('Set-Cookie', decision.setCookie)
+    if (decision.cacheControl) ctx.set('Cache-Control', decision.cacheControl)
   }
   return Object.assign(middleware, { sessions: core, close: () => core.close() })
 }

@@ -129,6 +129,13 @@ export async function attachSession<T extends object = SessionData>(
     if (phase !== 'open') return
     phase = 'saving'
     const status = head ? Number(head[0]) : res.statusCode
+    const quick = sessions.quickEnd(state, status)
+    if (quick) {
+      // Nothing to load or save: finish now, without a promise.
+      if (head) mergeIntoHeadArgs(head, quick)
+      applyDecision(res, quick)
+      return flush()
+    }
     sessions.end(state, status).then(
       (decision) => {
         if (head) mergeIntoHeadArgs(head, decision)
