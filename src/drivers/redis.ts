@@ -338,7 +338,8 @@ export function redisCacheFromUrl(url: string, options: RedisCacheFromUrlOptions
     commandTimeout: timeoutMs,
     maxRetriesPerRequest: 1,
     enableOfflineQueue: true,
-    retryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
+    // Reconnect soon after Redis returns: 100 ms, 200 ms, 400 ms, then every second.
+    retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
   })
 
   let lastError: Error | undefined
@@ -386,7 +387,15 @@ export function redisCacheFromUrl(url: string, options: RedisCacheFromUrlOptions
   // A command that timed out stays in ioredis's reply queue: if its request never reached
   // Redis, every later reply would go to the command before it. Drop the connection (ioredis
   // reconnects) whenever that may have happened: on a timeout and on a mismatched reply.
-  const resync = (): void => (client as unknown as { disconnect(reconnect: boolean): void }).disconnect(true)
+  // At most once per timeout, and only on a connection that looks healthy (a connection that is
+  // already down reconnects by itself; dropping a fresh one again would only prolong an outage).
+  let lastResync = 0
+  const resync = (): void => {
+    const now = Date.now()
+    if (client.status !== 'ready' || now - lastResync < timeoutMs) return
+    lastResync = now
+    ;(client as unknown as { disconnect(reconnect: boolean): void }).disconnect(true)
+  }
   const raw = ioredisCommands(client)
   const guard =
     <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
