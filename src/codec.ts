@@ -3,7 +3,8 @@
  * compress=True)`, read back without a max age (the store's expiry rules instead).
  */
 import { BadSignature } from './errors.js'
-import { TimestampSigner } from './signing.js'
+import { b62Decode, TimestampSigner } from './signing.js'
+import { EXPIRY_KEY, parsePythonIso } from './session.js'
 import type { Settings, SuspiciousEvent } from './settings.js'
 import type { SessionMap } from './engine.js'
 
@@ -71,4 +72,30 @@ export function createCodec(settings: Readonly<Settings>, salt = SESSION_STORE_S
       return new Map()
     },
   }
+}
+
+/**
+ * When a stored session expires, in ms: its ISO `_session_expiry` date, or the signing time
+ * inside the stored string (`payload:timestamp:signature`) plus its `setExpiry` seconds or
+ * `cookieAge` — what `expire_date` was computed from at the same save. `NaN` when the string is
+ * not in the signed format (the codec has reported it already). Cache-backed engines check it
+ * against `settings.now`, since the cache's own TTL runs on the cache's clock.
+ */
+export function storedExpiresAt(stored: string, data: SessionMap, cookieAge: number): number {
+  const expiry = data.get(EXPIRY_KEY)
+  if (typeof expiry === 'string') {
+    const at = parsePythonIso(expiry)
+    if (!Number.isNaN(at)) return at
+  }
+  const end = stored.lastIndexOf(':')
+  const start = stored.lastIndexOf(':', end - 1)
+  if (start < 0) return Number.NaN
+  let signedAt: number
+  try {
+    signedAt = b62Decode(stored.slice(start + 1, end)) * 1000
+  } catch {
+    return Number.NaN
+  }
+  const age = typeof expiry === 'number' && expiry !== 0 ? expiry : cookieAge
+  return signedAt + age * 1000
 }

@@ -15,8 +15,7 @@
  */
 import { CreateError, UpdateError } from '../errors.js'
 import { resolveCache } from '../cache.js'
-import { b62Decode } from '../signing.js'
-import { EXPIRY_KEY, parsePythonIso } from '../session.js'
+import { storedExpiresAt } from '../codec.js'
 import type { Engine, EngineContext, LockOptions, SessionMap } from '../engine.js'
 
 /**
@@ -42,24 +41,9 @@ export function cacheEngine({ settings, codec }: EngineContext): Engine | Promis
    * the signing timestamp inside the stored string (`payload:timestamp:signature`).
    */
   function expired(stored: string, data: SessionMap): boolean {
-    const now = settings.now()
-    const expiry = data.get(EXPIRY_KEY)
-    if (typeof expiry === 'string') {
-      const at = parsePythonIso(expiry)
-      if (!Number.isNaN(at)) return at <= now
-    }
-    const end = stored.lastIndexOf(':')
-    const start = stored.lastIndexOf(':', end - 1)
-    if (start < 0) return false
-    let signedAt: number
-    try {
-      signedAt = b62Decode(stored.slice(start + 1, end)) * 1000
-    } catch {
-      return false // not our format: the codec has already reported it and returned no data
-    }
-    const age = typeof expiry === 'number' && expiry !== 0 ? expiry : settings.cookieAge
-    return signedAt + age * 1000 <= now
+    return storedExpiresAt(stored, data, settings.cookieAge) <= settings.now() // NaN (not ours): not expired
   }
+
 
   const engine: Engine = {
     name,

@@ -58,8 +58,7 @@
 import { CreateError, UpdateError } from '../errors.js'
 import { resolveCache, type ResolvedCache, type SessionCache } from '../cache.js'
 import { redisCacheFromUrl } from '../drivers/redis.js'
-import { b62Decode } from '../signing.js'
-import { EXPIRY_KEY, parsePythonIso } from '../session.js'
+import { storedExpiresAt } from '../codec.js'
 import { isServerKey, type Engine, type EngineContext, type LoadedSession, type LockOptions, type SavedSession, type SaveOptions, type SessionMap } from '../engine.js'
 import { dbEngine, type DbEngine, type MigrateReport } from './db.js'
 
@@ -324,23 +323,9 @@ export function cachedDbOver(db: DbEngine, { cache, owned }: ResolvedCache, { se
    * the session's expiry, as `getExpiryDate()` computed `expire_date` at the same save.
    */
   function expiresAt(stored: string, data: SessionMap): number {
-    const expiry = data.get(EXPIRY_KEY)
-    if (typeof expiry === 'string') {
-      const at = parsePythonIso(expiry)
-      if (!Number.isNaN(at)) return at
-    }
-    const end = stored.lastIndexOf(':')
-    const start = stored.lastIndexOf(':', end - 1)
-    if (start < 0) return Number.NaN
-    let signedAt: number
-    try {
-      signedAt = b62Decode(stored.slice(start + 1, end)) * 1000
-    } catch {
-      return Number.NaN // not our format: the codec has already reported it
-    }
-    const age = typeof expiry === 'number' && expiry !== 0 ? expiry : settings.cookieAge
-    return signedAt + age * 1000
+    return storedExpiresAt(stored, data, settings.cookieAge)
   }
+
 
   const engine: CachedDbEngine = {
     name,
