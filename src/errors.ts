@@ -98,6 +98,17 @@ export class SessionLocked extends SessionError {
   }
 }
 
+/**
+ * The session holds a value that cannot be stored (JSON has no `undefined`, `BigInt`,
+ * `Infinity`, and refuses absurd nesting): a bug in the application, not a store outage.
+ * Answered with 500; nothing was written.
+ */
+export class SessionDataError extends SessionError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, 'ERR_SESSION_DATA', 500, options)
+  }
+}
+
 /** A session key with characters outside `[a-z0-9]`. Django: `InvalidSessionKey`. */
 export class InvalidSessionKey extends SessionError {
   constructor(message = 'Invalid characters in session key') {

@@ -4,7 +4,7 @@
  * delete the cookie, and nothing else does.
  */
 import { parseCookie } from 'cookie'
-import { SessionError, SessionInterrupted, StoreUnavailable, UpdateError } from './errors.js'
+import { SessionError, SessionInterrupted, StoreUnavailable, UpdateError, SessionDataError } from './errors.js'
 import { createCodec, reportSuspicious, type SessionCodec } from './codec.js'
 import { resolveSettings, type Settings } from './settings.js'
 import { Session, type SessionBackend, type SessionData } from './session.js'
@@ -268,6 +268,13 @@ export class Sessions<T extends object = SessionData> implements SessionBackend 
    */
   #storeError(error: unknown, what: string, key?: string | null): unknown {
     if (error instanceof SessionError && !(error instanceof StoreUnavailable)) return error
+    if (what === 'save' && (error instanceof TypeError || error instanceof RangeError)) {
+      // Thrown by the serializer (a value JSON cannot hold, or nesting past the stack): the
+      // application's data, not the store, is at fault. Never names a key or a value.
+      const wrapped = new SessionDataError(`sessionkit: the session data cannot be saved: ${error.message.replace(/[a-z0-9]{20,}/g, '[redacted]')}`, { cause: error })
+      this.settings.logger.error(wrapped.message)
+      return wrapped
+    }
     const redact = (text: string): string =>
       (key ? text.split(key).join('<session key>') : text).replace(/[a-z0-9]{32}(?![a-z0-9])/g, '<session key>')
     const name = this.#engine?.name ?? String(this.settings.engine)

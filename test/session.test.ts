@@ -206,3 +206,21 @@ describe('SessionTestsMixin codec tests', () => {
     assert.equal(codec.encode(data), 'eyJhIHRlc3Qga2V5IjoiYSB0ZXN0IHZhbHVlIn0:1r31eq:5nsSKk_BiOCAUUn_LgCeP6xMcLZAe7a8CNNdp_xmbJQ')
   })
 })
+
+describe('data that cannot be stored', () => {
+  for (const [what, value] of [
+    ['a BigInt', 10n],
+    ['Infinity', Number.POSITIVE_INFINITY],
+    ['a nested undefined', { a: undefined }],
+  ] as const) {
+    it(`${what} fails the save with SessionDataError (500), not a store outage (503)`, async () => {
+      const logger = capturingLogger()
+      const sessions = createSessions({ secretKey: SECRET, engine: 'db', databaseUrl: 'sqlite::memory:', logger })
+      const state = await sessions.begin(undefined)
+      state.session.set('x', value as never)
+      await assert.rejects(sessions.end(state, 200), { code: 'ERR_SESSION_DATA', status: 500 })
+      assert.match(logger.errors.join('\n'), /cannot be saved/)
+      await sessions.close()
+    })
+  }
+})
