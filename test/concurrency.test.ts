@@ -3,43 +3,18 @@
  * merge of each request's own changes), and a session flushed by one request is never
  * resurrected by another. Over real HTTP (node:http adapter), on every server-side engine.
  */
-import { describe, it, after, type TestContext } from 'node:test'
+import { describe, it, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import path from 'node:path'
-import { Redis } from 'ioredis'
-import { createSessions, type Engine, type EngineFactory, type Settings } from 'sessionkit'
+import { createSessions, type Engine, type EngineFactory } from 'sessionkit'
 import { withSessions } from 'sessionkit/node'
-import { createEngine } from '../src/engines/index.ts'
-import { memoryCache } from '../src/drivers/memory.ts'
-import { redisCache } from '../src/drivers/redis.ts'
-import { sqlEngine } from '../src/engines/db.ts'
-import { postgresDriver } from '../src/drivers/postgres.ts'
-import { mysqlDriver } from '../src/drivers/mysql.ts'
-import { cachedDbOver } from '../src/engines/cached-db.ts'
 import { listen } from './helpers/http.ts'
-import { deleteTestKeys, REDIS_URL, redisAvailable, uniquePrefix } from './helpers/redis.ts'
-import { mysqlAvailable, mysqlScratch, postgresAvailable, postgresScratch } from './helpers/databases.ts'
+import { serverEngines } from './helpers/engines.ts'
 
 const SECRET = 'sessionkit-concurrency-secret'
 const PARALLEL = 50
 const RUNS = 10
 
-const dir = mkdtempSync(path.join(tmpdir(), 'sessionkit-concurrency-'))
-after(() => rmSync(dir, { recursive: true, force: true }))
-let n = 0
-
-const redisSkip = await redisAvailable()
-const redis = redisSkip ? undefined : new Redis(REDIS_URL)
-const pgSkip = await postgresAvailable()
-const pg = pgSkip ? undefined : await postgresScratch('concurrency', 8)
-const mysqlSkip = await mysqlAvailable()
-const mysql = mysqlSkip ? undefined : await mysqlScratch('concurrency', 8)
-after(async () => {
-  if (redis) await deleteTestKeys(redis)
-  await Promise.all([redis?.quit(), pg?.drop(), mysql?.drop()])
-})
+const engines = await serverEngines('concurrency')
 
 /** Engine calls, counted: load and save round trips. */
 interface Counted {
@@ -67,34 +42,6 @@ function counted(factory: EngineFactory, counts: Counted): EngineFactory {
   }
 }
 
-const builtin =
-  (extra: Partial<Settings>): EngineFactory =>
-  (ctx) =>
-    createEngine({ ...ctx.settings, ...extra } as Settings, ctx.codec)
-
-const engines: { name: string; skip: string | false; factory: () => EngineFactory }[] = [
-  { name: 'db on SQLite', skip: false, factory: () => builtin({ engine: 'db', databaseUrl: `sqlite:${path.join(dir, `db-${n++}.sqlite3`)}` }) },
-  { name: 'db on PostgreSQL', skip: pgSkip, factory: () => (ctx) => sqlEngine(postgresDriver(pg!.pool), ctx) },
-  { name: 'db on MariaDB', skip: mysqlSkip, factory: () => (ctx) => sqlEngine(mysqlDriver(mysql!.pool), ctx) },
-  { name: 'file', skip: false, factory: () => builtin({ engine: 'file', filePath: mkdtempSync(path.join(dir, 'files-')) }) },
-  { name: 'cache on the in-process LRU', skip: false, factory: () => builtin({ engine: 'cache', caches: { default: memoryCache() } }) },
-  {
-    name: 'cache on Redis',
-    skip: redisSkip,
-    factory: () => builtin({ engine: 'cache', caches: { default: redisCache(redis!, { prefix: uniquePrefix('concurrency') }) } }),
-  },
-  {
-    name: 'cached_db on SQLite + the in-process cache',
-    skip: false,
-    factory: () => builtin({ engine: 'cached_db', databaseUrl: `sqlite:${path.join(dir, `cdb-${n++}.sqlite3`)}`, caches: { default: memoryCache() } }),
-  },
-  {
-    name: 'cached_db on PostgreSQL + Redis',
-    skip: pgSkip || redisSkip,
-    factory: () => (ctx) =>
-      cachedDbOver(sqlEngine(postgresDriver(pg!.pool), ctx), { cache: redisCache(redis!, { prefix: uniquePrefix('concurrency-cdb') }), owned: false }, ctx),
-  },
-]
 
 /** An app: /set?k=… sets one key, /flush logs out, /keys lists the keys. */
 async function app(t: TestContext, factory: EngineFactory) {

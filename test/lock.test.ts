@@ -10,19 +10,11 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Redis } from 'ioredis'
 import { createSessions, type EngineFactory, type Settings } from 'sessionkit'
 import { withSessions } from 'sessionkit/node'
-import { createEngine } from '../src/engines/index.ts'
-import { memoryCache } from '../src/drivers/memory.ts'
-import { redisCache } from '../src/drivers/redis.ts'
-import { sqlEngine, type DbEngine } from '../src/engines/db.ts'
-import { postgresDriver } from '../src/drivers/postgres.ts'
-import { mysqlDriver } from '../src/drivers/mysql.ts'
-import { cachedDbOver } from '../src/engines/cached-db.ts'
+import type { DbEngine } from '../src/engines/db.ts'
+import { serverEngines } from './helpers/engines.ts'
 import { listen } from './helpers/http.ts'
-import { deleteTestKeys, REDIS_URL, redisAvailable, uniquePrefix } from './helpers/redis.ts'
-import { mysqlAvailable, mysqlScratch, postgresAvailable, postgresScratch } from './helpers/databases.ts'
 
 const SECRET = 'sessionkit-lock-secret'
 /** How long a locked route holds the lock in the serialization test. */
@@ -34,45 +26,7 @@ const dir = mkdtempSync(path.join(tmpdir(), 'sessionkit-lock-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
 let n = 0
 
-const redisSkip = await redisAvailable()
-const redis = redisSkip ? undefined : new Redis(REDIS_URL)
-const pgSkip = await postgresAvailable()
-const pg = pgSkip ? undefined : await postgresScratch('lock', 8)
-const mysqlSkip = await mysqlAvailable()
-const mysql = mysqlSkip ? undefined : await mysqlScratch('lock', 8)
-after(async () => {
-  if (redis) await deleteTestKeys(redis)
-  await Promise.all([redis?.quit(), pg?.drop(), mysql?.drop()])
-})
-
-const builtin =
-  (extra: Partial<Settings>): EngineFactory =>
-  (ctx) =>
-    createEngine({ ...ctx.settings, ...extra } as Settings, ctx.codec)
-
-const engines: { name: string; skip: string | false; factory: () => EngineFactory }[] = [
-  { name: 'db on SQLite', skip: false, factory: () => builtin({ engine: 'db', databaseUrl: `sqlite:${path.join(dir, `db-${n++}.sqlite3`)}` }) },
-  { name: 'db on PostgreSQL', skip: pgSkip, factory: () => (ctx) => sqlEngine(postgresDriver(pg!.pool), ctx) },
-  { name: 'db on MariaDB', skip: mysqlSkip, factory: () => (ctx) => sqlEngine(mysqlDriver(mysql!.pool), ctx) },
-  { name: 'file', skip: false, factory: () => builtin({ engine: 'file', filePath: mkdtempSync(path.join(dir, 'files-')) }) },
-  { name: 'cache on the in-process LRU', skip: false, factory: () => builtin({ engine: 'cache', caches: { default: memoryCache() } }) },
-  {
-    name: 'cache on Redis',
-    skip: redisSkip,
-    factory: () => builtin({ engine: 'cache', caches: { default: redisCache(redis!, { prefix: uniquePrefix('lock') }) } }),
-  },
-  {
-    name: 'cached_db on SQLite + the in-process cache',
-    skip: false,
-    factory: () => builtin({ engine: 'cached_db', databaseUrl: `sqlite:${path.join(dir, `cdb-${n++}.sqlite3`)}`, caches: { default: memoryCache() } }),
-  },
-  {
-    name: 'cached_db on PostgreSQL + Redis',
-    skip: pgSkip || redisSkip,
-    factory: () => (ctx) =>
-      cachedDbOver(sqlEngine(postgresDriver(pg!.pool), ctx), { cache: redisCache(redis!, { prefix: uniquePrefix('lock-cdb') }), owned: false }, ctx),
-  },
-]
+const engines = await serverEngines('lock')
 
 /** What a route answers: when it held the session (after the lock, before its response) and the keys it saw. */
 interface Span {
