@@ -268,15 +268,15 @@ export class Sessions<T extends object = SessionData> implements SessionBackend 
    */
   #storeError(error: unknown, what: string, key?: string | null): unknown {
     if (error instanceof SessionError && !(error instanceof StoreUnavailable)) return error
+    const redact = (text: string): string =>
+      (key ? text.split(key).join('<session key>') : text).replace(/[a-z0-9]{32}(?![a-z0-9])/g, '<session key>')
     if (what === 'save' && (error instanceof TypeError || error instanceof RangeError)) {
       // Thrown by the serializer (a value JSON cannot hold, or nesting past the stack): the
-      // application's data, not the store, is at fault. Never names a key or a value.
-      const wrapped = new SessionDataError(`sessionkit: the session data cannot be saved: ${error.message.replace(/[a-z0-9]{20,}/g, '[redacted]')}`, { cause: error })
+      // application's data, not the store, is at fault.
+      const wrapped = new SessionDataError(`sessionkit: the session data cannot be saved: ${redact(error.message)}`, { cause: error })
       this.settings.logger.error(wrapped.message)
       return wrapped
     }
-    const redact = (text: string): string =>
-      (key ? text.split(key).join('<session key>') : text).replace(/[a-z0-9]{32}(?![a-z0-9])/g, '<session key>')
     const name = this.#engine?.name ?? String(this.settings.engine)
     const reason = redact(error instanceof Error ? error.message : String(error))
     const wrapped = error instanceof StoreUnavailable ? error : new StoreUnavailable(`sessionkit: session store ${name} failed to ${what}: ${reason}`, { cause: error })
