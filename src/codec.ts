@@ -2,8 +2,9 @@
  * `session_data` as Django writes it: `signing.dumps(data, salt="django.contrib.sessions.SessionStore",
  * compress=True)`, read back without a max age (the store's expiry rules instead).
  */
-import { BadSignature } from './errors.js'
+import { BadPayload, BadSignature } from './errors.js'
 import { b62Decode, TimestampSigner } from './signing.js'
+import { JSONSerializer } from './serializers.js'
 import { EXPIRY_KEY, parsePythonIso } from './session.js'
 import type { Settings, SuspiciousEvent } from './settings.js'
 import type { SessionMap } from './engine.js'
@@ -45,7 +46,22 @@ export function reportSuspicious(settings: Readonly<Settings>, event: Suspicious
   }
 }
 
-/** The codec for `settings`, with the signer (and its derived keys) made once. */
+/** Entries and bytes of serialised data a codec remembers (see {@link createCodec}). */
+const MEMO_MAX_ENTRIES = 4096
+const MEMO_MAX_BYTES = 8 * 1024 * 1024
+/** Larger payloads are not remembered: verifying them again costs little next to their size. */
+const MEMO_MAX_ENTRY_BYTES = 64 * 1024
+
+/**
+ * The codec for `settings`, with the signer (and its derived keys) made once.
+ *
+ * It remembers the serialised bytes behind the signed strings it made or verified last (about the
+ * last 2,048 to 4,096 of them, at most 8 MiB and 64 KiB each). Decoding a string it remembers
+ * skips the HMAC check, base64 and zlib: the string is one this process signed with its own
+ * key, or already verified, so it is authentic. A session saved and loaded again by the same
+ * process — most requests — pays one `JSON.parse` to load. Nothing else changes: a string it
+ * does not know is verified as always.
+ */
 export function createCodec(settings: Readonly<Settings>, salt = SESSION_STORE_SALT): SessionCodec {
   const signer = new TimestampSigner({
     key: settings.secretKey,
@@ -54,12 +70,49 @@ export function createCodec(settings: Readonly<Settings>, salt = SESSION_STORE_S
     now: settings.now,
   })
   const serializer = settings.serializer
+  // Two generations: new entries go to `young`; when it is full, it becomes `old` and the old
+  // one is dropped whole (no per-entry eviction, which costs a scan over a Map's deleted slots).
+  // Kept as latin1 text, not Buffers: a small Buffer is a slice of an 8 KiB pool it would pin.
+  let young = new Map<string, string>()
+  let old = new Map<string, string>()
+  let youngBytes = 0
+  const recall = (signed: string): string | undefined => young.get(signed) ?? old.get(signed)
+  const remember = (signed: string, payload: Buffer): void => {
+    if (payload.length > MEMO_MAX_ENTRY_BYTES || young.has(signed)) return
+    const text = payload.toString('latin1')
+    young.set(signed, text)
+    youngBytes += signed.length + text.length
+    if (young.size >= MEMO_MAX_ENTRIES / 2 || youngBytes >= MEMO_MAX_BYTES / 2) {
+      old = young
+      young = new Map()
+      youngBytes = 0
+    }
+  }
+  const json = serializer === JSONSerializer
+  const loads = (payload: Buffer | string): unknown => {
+    try {
+      if (typeof payload !== 'string') return serializer.loads(payload)
+      return json ? JSON.parse(payload) : serializer.loads(Buffer.from(payload, 'latin1'))
+    } catch (cause) {
+      throw new BadPayload('sessionkit: signed payload could not be deserialised', { cause })
+    }
+  }
   return {
-    encode: (data) => signer.signObject(data, { serializer, compress: true }),
+    encode(data) {
+      const payload = serializer.dumps(data)
+      const signed = signer.signPayload(payload, true)
+      remember(signed, payload)
+      return signed
+    },
     decode(encoded, engine) {
       try {
-        const map = toSessionMap(signer.unsignObject(encoded, { serializer, maxDecompressedBytes: MAX_SESSION_DATA_BYTES }))
-        if (map) return map
+        const known = recall(encoded)
+        const payload = known ?? signer.unsignPayload(encoded, { maxDecompressedBytes: MAX_SESSION_DATA_BYTES })
+        const map = toSessionMap(loads(payload))
+        if (map) {
+          if (typeof payload !== 'string') remember(encoded, payload)
+          return map
+        }
         reportSuspicious(settings, { kind: 'corrupt', engine, detail: 'session data is not a JSON object' })
       } catch (error) {
         const tampered = error instanceof BadSignature

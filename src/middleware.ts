@@ -140,20 +140,35 @@ export class Sessions<T extends object = SessionData> implements SessionBackend 
    * become `StoreUnavailable` (503), logged. Django: `process_request`.
    */
   async begin(cookieHeader: string | null | undefined): Promise<RequestSession<T>> {
+    return this.start(cookieHeader)
+  }
+
+  /**
+   * {@link begin}, synchronous when there is nothing to wait for: the engine is open and the
+   * request has no session key or the session is `lazy`. Returns a promise only when the
+   * engine is still opening or the session must be loaded first, so an adapter can skip a
+   * promise (and a tick) on the common cheap paths. Never throws: failures reject the promise.
+   */
+  start(cookieHeader: string | null | undefined): RequestSession<T> | Promise<RequestSession<T>> {
+    if (this.#engine === null) return this.#wrap(this.#ready, 'open').then(() => this.start(cookieHeader))
     const value = this.cookieValue(cookieHeader)
     const hadCookie = value !== undefined
-    if (this.#engine === null) await this.#wrap(this.#ready, 'open')
     const session = new Session<T>(this, value)
-    if (hadCookie && session.sessionKey === null && value !== '') {
-      reportSuspicious(this.settings, { kind: 'malformed-key', engine: this.#engine!.name, detail: `cookie value of ${value.length} characters is not a session key` })
+    const request: RequestSession<T> = { session, hadCookie }
+    const key = session.sessionKey
+    if (key === null) {
+      if (value !== undefined && value !== '') {
+        reportSuspicious(this.settings, { kind: 'malformed-key', engine: this.#engine.name, detail: `cookie value of ${value.length} characters is not a session key` })
+      }
+      return request
     }
-    if (session.sessionKey !== null && !this.settings.lazy) {
-      await this.#wrap(session.load(), 'load', session.sessionKey)
+    if (this.settings.lazy) return request
+    return this.#wrap(session.load(), 'load', key).then(() => {
       if (session.sessionKey === null && !this.#engine!.clientSide) {
         reportSuspicious(this.settings, { kind: 'unknown-key', engine: this.#engine!.name, detail: 'no live session under the cookie key' })
       }
-    }
-    return { session, hadCookie }
+      return request
+    })
   }
 
   /**

@@ -386,3 +386,75 @@ describe('Express adapter on signed_cookies', () => {
     assert.match(logger.everything(), /ERR_SESSION_TOO_LARGE|cookie would be \d{4,} bytes/, 'the oversized session is logged with its size')
   })
 })
+
+describe('Express adapter: how responses are hooked', () => {
+  // Express swaps every response's prototype for its app's own `app.response`; the adapter
+  // hooks through that prototype (patched once) rather than adding properties to each response.
+  it('a middleware that wrapped res.end before sessionkit keeps working, and the save still comes first', async (t) => {
+    const backend = backends[0]!
+    const made = await backend.make(t)
+    const engine = instrument(made.engine)
+    const middleware = sessions({ secretKey: SECRET, now: manualClock(), ...made.settings, engine: engine.factory })
+    t.after(() => middleware.close())
+    await middleware.sessions.ready()
+    const app = express()
+    const order: string[] = []
+    app.use((req, res, next) => {
+      // The shape of compression or on-headers: own-property wrappers around res.end.
+      const end = res.end
+      res.end = function (this: typeof res, ...args: unknown[]) {
+        order.push('wrapper')
+        res.setHeader('X-Wrapped', 'yes')
+        return (end as (...a: unknown[]) => typeof res).apply(this, args)
+      } as typeof res.end
+      next()
+    })
+    app.use(middleware)
+    loginRoutes(app)
+    const server = await listen(app, t)
+    engine.saveDelayMs = 30
+    const jar = new CookieJar()
+    for (let i = 0; i < 2; i++) {
+      order.length = 0
+      const started = performance.now()
+      const reply = await jar.fetch(server.url + '/login', { method: 'POST' })
+      assert.equal(reply.status, 302)
+      assert.ok(performance.now() - started >= 25, `request ${i + 1}: the response waited for the save`)
+      assert.equal(reply.headers.get('x-wrapped'), 'yes')
+      assert.deepEqual(order, ['wrapper'])
+      assert.equal(cookiesNamed(reply, 'sessionid').length, 1, `request ${i + 1}: the cookie is set`)
+    }
+    assert.equal((await jar.fetch(server.url + '/me')).body, 'alice')
+  })
+
+  it('another Express app in the process, without the middleware, is untouched', async (t) => {
+    const middleware = sessions({ secretKey: SECRET, now: manualClock() })
+    t.after(() => middleware.close())
+    const withSessions = express()
+    withSessions.use(middleware)
+    loginRoutes(withSessions)
+    const plain = express()
+    let sentBefore: boolean | null = null
+    let sentAfter: boolean | null = null
+    plain.get('/', (req, res) => {
+      sentBefore = res.headersSent
+      res.type('text').send('plain')
+      sentAfter = res.headersSent
+    })
+    const a = await listen(withSessions, t)
+    const b = await listen(plain, t)
+    const jar = new CookieJar()
+    assert.equal((await jar.fetch(a.url + '/login', { method: 'POST' })).status, 302)
+    const reply = await request(b.url + '/')
+    assert.equal(reply.body, 'plain')
+    assert.deepEqual(reply.setCookies, [])
+    assert.equal(reply.headers.get('vary'), null)
+    assert.equal(sentBefore, false)
+    assert.equal(sentAfter, true)
+    for (const name of ['writeHead', 'write', 'end', 'headersSent']) {
+      assert.ok(Object.hasOwn(withSessions.response, name), `the session app's response prototype is hooked: ${name}`)
+      assert.ok(!Object.hasOwn(plain.response, name), `the other app's response prototype is not: ${name}`)
+    }
+    assert.equal((await jar.fetch(a.url + '/me')).body, 'alice')
+  })
+})

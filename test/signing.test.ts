@@ -22,6 +22,7 @@ import {
   loads,
   saltedHmac,
 } from 'sessionkit/signing'
+import { createCodec, resolveSettings } from 'sessionkit'
 
 // ------------------------------------------------------------------------------ fixtures
 
@@ -498,5 +499,47 @@ describe('live round trip with Django', () => {
       if (r.expect === null) assert.equal(res.ok, false, `Django should refuse request ${i}`)
       else assert.deepEqual(res, { ok: true, json: r.expect }, `request ${i}`)
     })
+  })
+})
+
+describe('session codec: what it remembers', () => {
+  // createCodec remembers the bytes behind strings it signed or verified, and skips the HMAC
+  // for those; these cases check that nothing else gets through, and nothing is shared.
+  const settings = (events: string[]) =>
+    resolveSettings({
+      secretKey: 'codec-memo-secret-0123456789abcdefghijklmnop',
+      logger: { warn: (m: string) => events.push(m), error: (m: string) => events.push(m) },
+    })
+
+  it('decodes what it encoded, a fresh Map each time', () => {
+    const codec = createCodec(settings([]))
+    const encoded = codec.encode(new Map<string, unknown>([['cart', [1, 2]], ['user', 'alice']]))
+    const first = codec.decode(encoded, 'test')
+    assert.deepEqual([...first], [['cart', [1, 2]], ['user', 'alice']])
+    ;(first.get('cart') as number[]).push(3)
+    first.set('user', 'mallory')
+    assert.deepEqual([...codec.decode(encoded, 'test')], [['cart', [1, 2]], ['user', 'alice']])
+  })
+
+  it('a tampered copy of a remembered string is refused as tampered; another key cannot read it', () => {
+    const events: string[] = []
+    const codec = createCodec(settings(events))
+    const encoded = codec.encode(new Map([['user', 'alice']]))
+    codec.decode(encoded, 'test')
+    const i = encoded.indexOf(':')
+    const forged = b64Encode(Buffer.from('{"user":"admin"}')) + encoded.slice(i)
+    assert.deepEqual([...codec.decode(forged, 'test')], [])
+    assert.equal([...codec.decode(encoded.slice(0, -1) + (encoded.endsWith('A') ? 'B' : 'A'), 'test')].length, 0)
+    assert.equal(events.filter((e) => /Session data corrupted \(tampered/.test(e)).length, 2)
+    const other = createCodec(resolveSettings({ secretKey: 'another-secret-0123456789abcdefghijklmnopqrstu', logger: { warn: () => {}, error: () => {} } }))
+    assert.deepEqual([...other.decode(encoded, 'test')], [])
+  })
+
+  it('keeps working past its bounds (thousands of sessions, large payloads)', () => {
+    const codec = createCodec(settings([]))
+    const encoded = Array.from({ length: 10_000 }, (_, i) => codec.encode(new Map<string, unknown>([['i', i]])))
+    const big = codec.encode(new Map([['blob', 'x'.repeat(200_000)]]))
+    for (const i of [0, 1, 5_000, 9_999]) assert.equal(codec.decode(encoded[i]!, 'test').get('i'), i)
+    assert.equal((codec.decode(big, 'test').get('blob') as string).length, 200_000)
   })
 })

@@ -6,7 +6,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import { createSessions, Sessions } from '../middleware.js'
 import type { Session, SessionData } from '../session.js'
 import type { Settings } from '../settings.js'
-import { attachSession } from './node.js'
+import { startSession } from './node.js'
 import { FAILURE_HEADERS, sessionFailure } from './failure.js'
 import { SessionError } from '../errors.js'
 
@@ -54,7 +54,12 @@ export function sessions<T extends object = SessionData>(settings: Partial<Setti
   const core = settings instanceof Sessions ? settings : createSessions<T>(settings)
   const middleware = function sessionkit(req: Request, res: Response, next: NextFunction): void {
     if (req.session !== undefined) return next()
-    attachSession(core, req, res).then(
+    const started = startSession(core, req, res)
+    if (!(started instanceof Promise)) {
+      req.session = started.session as unknown as Session<SessionData>
+      return next()
+    }
+    started.then(
       (state) => {
         req.session = state.session as unknown as Session<SessionData>
         next()
