@@ -102,7 +102,9 @@ async function sessionkit(fastify: FastifyInstance, options: SessionPluginOption
     if (tracked(request) !== null) return
     let state: RequestSession<any>
     try {
-      state = await core.begin(request.headers.cookie)
+      // A promise only when the session must be loaded first: no tick otherwise.
+      const started = core.start(request.headers.cookie)
+      state = started instanceof Promise ? await started : started
     } catch (error) {
       const { status, body } = sessionFailure(error, core.settings, 'load')
       return reply.send(replaceReply(reply, status, body))
@@ -119,7 +121,7 @@ async function sessionkit(fastify: FastifyInstance, options: SessionPluginOption
     const status = isWebResponse(payload) ? payload.status : reply.statusCode
     let decision
     try {
-      decision = await core.end(entry.state, status)
+      decision = core.quickEnd(entry.state, status) ?? (await core.end(entry.state, status))
     } catch (error) {
       const failure = sessionFailure(error, core.settings, 'save')
       return replaceReply(reply, failure.status, failure.body, payload)

@@ -90,7 +90,9 @@ export function withSession<T extends object = SessionData, A extends unknown[] 
   const fetch = async function sessionkit(request: Request, ...rest: A): Promise<Response> {
     let state
     try {
-      state = await core.begin(request.headers.get('Cookie'))
+      // A promise only when the session must be loaded first: no tick otherwise.
+      const started = core.start(request.headers.get('Cookie'))
+      state = started instanceof Promise ? await started : started
     } catch (error) {
       return fail(error, 'load')
     }
@@ -103,7 +105,7 @@ export function withSession<T extends object = SessionData, A extends unknown[] 
     }
     let decision
     try {
-      decision = await core.end(state, response.status)
+      decision = core.quickEnd(state, response.status) ?? (await core.end(state, response.status))
     } catch (error) {
       response.body?.cancel().catch(() => undefined)
       return fail(error, 'save')

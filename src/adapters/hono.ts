@@ -76,7 +76,9 @@ export function sessions<T extends object = SessionData>(settings: Partial<Setti
     if (c.get('session') !== undefined) return next()
     let state
     try {
-      state = await core.begin(c.req.header('Cookie'))
+      // A promise only when the session must be loaded first: no tick otherwise.
+      const started = core.start(c.req.header('Cookie'))
+      state = started instanceof Promise ? await started : started
     } catch (error) {
       return fail(error, 'load')
     }
@@ -84,7 +86,7 @@ export function sessions<T extends object = SessionData>(settings: Partial<Setti
     await next()
     let decision
     try {
-      decision = await core.end(state, c.res.status)
+      decision = core.quickEnd(state, c.res.status) ?? (await core.end(state, c.res.status))
     } catch (error) {
       c.res.body?.cancel().catch(() => undefined)
       replaceResponse(c, fail(error, 'save'))

@@ -71,7 +71,9 @@ export function sessions<T extends object = SessionData>(settings: Partial<Setti
     if (ctx.session !== undefined) return void (await next())
     let state
     try {
-      state = await core.begin(ctx.get('Cookie'))
+      // A promise only when the session must be loaded first: no tick otherwise.
+      const started = core.start(ctx.get('Cookie'))
+      state = started instanceof Promise ? await started : started
     } catch (error) {
       const { status, body } = sessionFailure(error, core.settings, 'load')
       return respondWithFailure(ctx as unknown as Context, status, body)
@@ -85,7 +87,7 @@ export function sessions<T extends object = SessionData>(settings: Partial<Setti
     }
     let decision
     try {
-      decision = await core.end(state, ctx.status)
+      decision = core.quickEnd(state, ctx.status) ?? (await core.end(state, ctx.status))
     } catch (error) {
       const { status, body } = sessionFailure(error, core.settings, 'save')
       return respondWithFailure(ctx as unknown as Context, status, body)
