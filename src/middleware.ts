@@ -67,6 +67,8 @@ export class Sessions<T extends object = SessionData> implements SessionBackend 
   readonly #setCookieHead: string
   readonly #setCookieTail: string
   readonly #deleteCookie: string
+  /** The expiry attributes made last (see `#expiryAttributes`). */
+  #lastExpiry: { second: number; maxAge: number; text: string } | null = null
 
   constructor(settings: Partial<Settings> | Readonly<Settings>) {
     // Always validated: a frozen object is not necessarily a resolved one. Resolving resolved settings is cheap and idempotent.
@@ -255,12 +257,26 @@ export class Sessions<T extends object = SessionData> implements SessionBackend 
       const absolute = session.getAbsoluteExpiryDate()
       const idle = session.getExpiryAge()
       const maxAge = absolute === null ? idle : Math.min(idle, Math.max(0, Math.floor((absolute.getTime() - this.settings.now()) / 1000)))
-      const expires = new Date(this.settings.now() + maxAge * 1000).toUTCString()
-      expiry = `; expires=${expires}${this.settings.cookieHttpOnly ? '; HttpOnly' : ''}; Max-Age=${maxAge}`
+      expiry = this.#expiryAttributes(maxAge)
     } else if (this.settings.cookieHttpOnly) {
       expiry = '; HttpOnly'
     }
     return this.#decision(true, `${this.settings.cookieName}=${key}${this.#setCookieHead}${expiry}${this.#setCookieTail}`)
+  }
+
+  /**
+   * `; expires=…; HttpOnly; Max-Age=…` for a cookie living `maxAge` seconds from now. Reused
+   * within the same clock second for the same whole `maxAge` (the text is the same then).
+   */
+  #expiryAttributes(maxAge: number): string {
+    const now = this.settings.now()
+    const second = Math.floor(now / 1000)
+    const last = this.#lastExpiry
+    if (last !== null && last.second === second && last.maxAge === maxAge && Number.isInteger(maxAge)) return last.text
+    const expires = new Date(now + maxAge * 1000).toUTCString()
+    const text = `; expires=${expires}${this.settings.cookieHttpOnly ? '; HttpOnly' : ''}; Max-Age=${maxAge}`
+    this.#lastExpiry = { second, maxAge, text }
+    return text
   }
 
   #decision(vary: boolean, setCookie: string | null): ResponseDecision {

@@ -439,16 +439,16 @@ export class Session<T extends object = SessionData> {
     return expiry === 0
   }
 
-  #saveOptions(mustCreate: boolean): SaveOptions {
+  #saveOptions(mustCreate: boolean, expected: string | null): SaveOptions {
     const now = this.#now()
     const expireDate = this.getExpiryDate({ modification: now })
     const expiryAge = this.getExpiryAge({ modification: now })
     // The store never keeps a session past its absolute timeout.
     const deadline = this.#absoluteDeadline(this.#data ?? new Map())
     if (deadline !== null && deadline < expireDate.getTime()) {
-      return { mustCreate, expireDate: new Date(Math.max(deadline, 0)), expiryAge: Math.floor((deadline - now) / 1000) }
+      return { mustCreate, expected, expireDate: new Date(Math.max(deadline, 0)), expiryAge: Math.floor((deadline - now) / 1000) }
     }
-    return { mustCreate, expireDate, expiryAge }
+    return { mustCreate, expected, expireDate, expiryAge }
   }
 
   /**
@@ -474,7 +474,7 @@ export class Session<T extends object = SessionData> {
     for (let merges = 0; ; merges++) {
       const expected = mustCreate ? null : this.#version
       try {
-        this.#saved(await engine.save(this.#key, this.#data, { ...this.#saveOptions(mustCreate), expected }))
+        this.#saved(await engine.save(this.#key, this.#data, this.#saveOptions(mustCreate, expected)))
         return
       } catch (error) {
         // A lost compare-and-set: reload, re-apply this request's own changes, try again.
