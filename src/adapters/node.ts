@@ -451,7 +451,12 @@ export function withSessions<T extends object = SessionData>(
     }
   }
   const listener = (req: IncomingMessage, res: ServerResponse): void => {
-    const started = startSession(sessions, req, res)
+    let started: RequestSession<T> | Promise<RequestSession<T>>
+    try {
+      started = startSession(sessions, req, res)
+    } catch (error) {
+      return fail(req, res, error) // not expected (start() rejects rather than throws), but never an uncaught exception
+    }
     if (started instanceof Promise) started.then((state) => run(req, res, state), (error: unknown) => fail(req, res, error))
     else run(req, res, started)
   }
