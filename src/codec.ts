@@ -2,9 +2,8 @@
  * `session_data` as Django writes it: `signing.dumps(data, salt="django.contrib.sessions.SessionStore",
  * compress=True)`, read back without a max age (the store's expiry rules instead).
  */
-import { BadPayload, BadSignature } from './errors.js'
-import { b62Decode, TimestampSigner } from './signing.js'
-import { JSONSerializer } from './serializers.js'
+import { BadSignature } from './errors.js'
+import { b62Decode, readPayload, TimestampSigner } from './signing.js'
 import { EXPIRY_KEY, parsePythonIso } from './session.js'
 import type { Settings, SuspiciousEvent } from './settings.js'
 import type { SessionMap } from './engine.js'
@@ -88,15 +87,6 @@ export function createCodec(settings: Readonly<Settings>, salt = SESSION_STORE_S
       youngBytes = 0
     }
   }
-  const json = serializer === JSONSerializer
-  const loads = (payload: Buffer | string): unknown => {
-    try {
-      if (typeof payload !== 'string') return serializer.loads(payload)
-      return json ? JSON.parse(payload) : serializer.loads(Buffer.from(payload, 'latin1'))
-    } catch (cause) {
-      throw new BadPayload('sessionkit: signed payload could not be deserialised', { cause })
-    }
-  }
   return {
     encode(data) {
       const payload = serializer.dumps(data)
@@ -108,7 +98,7 @@ export function createCodec(settings: Readonly<Settings>, salt = SESSION_STORE_S
       try {
         const known = recall(encoded)
         const payload = known ?? signer.unsignPayload(encoded, { maxDecompressedBytes: MAX_SESSION_DATA_BYTES })
-        const map = toSessionMap(loads(payload))
+        const map = toSessionMap(readPayload(payload, { serializer }))
         if (map) {
           if (typeof payload !== 'string') remember(encoded, payload)
           return map

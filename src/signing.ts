@@ -362,10 +362,16 @@ function payloadOf(text: string, options: UnsignObjectOptions): Buffer {
   }
 }
 
-/** The object in serialised bytes; `BadPayload` when the serializer cannot read them. */
-function readPayload(data: Buffer, options: UnsignObjectOptions): unknown {
+/**
+ * The object in serialised bytes (a `Buffer`, or the same bytes as latin1 text, which the JSON
+ * serializer parses without a copy); `BadPayload` when the serializer cannot read them.
+ * @internal shared with the session codec (src/codec.ts), not part of the public API.
+ */
+export function readPayload(data: Buffer | string, options: UnsignObjectOptions): unknown {
+  const serializer = options.serializer ?? JSONSerializer
   try {
-    return (options.serializer ?? JSONSerializer).loads(data)
+    if (typeof data !== 'string') return serializer.loads(data)
+    return serializer === JSONSerializer ? JSON.parse(data) : serializer.loads(Buffer.from(data, 'latin1'))
   } catch (cause) {
     throw new BadPayload('sessionkit: signed payload could not be deserialised', { cause })
   }
@@ -444,7 +450,7 @@ export class TimestampSigner extends Signer {
 
   /** Django: `TimestampSigner.unsign_object(signed_obj, max_age=...)`. See {@link Signer.unsignObject}. */
   override unsignObject(signed: string, options: TimestampUnsignObjectOptions = {}): unknown {
-    return readPayload(this.unsignPayload(signed, options), options)
+    return super.unsignObject(signed, options) // unsignPayload, overridden below, checks maxAge
   }
 
   /** {@link Signer.unsignPayload}, with `maxAge` checked. */
