@@ -165,3 +165,15 @@ export class NotSupported extends SessionError {
     super(message, 'ERR_NOT_SUPPORTED')
   }
 }
+
+/**
+ * A pickle (Django's cache format) that sessionkit will not read: an opcode that imports or
+ * calls code (`GLOBAL`, `REDUCE`, …), a type outside the JSON subset (bytes, set, datetime…),
+ * or a malformed or oversized stream. Nothing in it was executed. Engines log it and treat the
+ * entry as an unreadable session, never as a crash.
+ */
+export class PickleError extends SessionError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, 'ERR_BAD_PICKLE', 400, options)
+  }
+}

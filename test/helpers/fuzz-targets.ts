@@ -31,6 +31,8 @@ import { b64Encode, loads, TimestampSigner } from 'sessionkit/signing'
 import { createEngine } from '../../src/engines/index.ts'
 import { signedCookiesEngine } from '../../src/engines/signed-cookies.ts'
 import { instrument } from './http.ts'
+import { dumps as pickleDumps, loads as pickleLoads, tuple, type PyValue } from '../../src/caches/pickle.ts'
+import { PickleError } from '../../src/errors.ts'
 
 const SECRET = 'fuzz-secret-0123456789abcdefghijklmnopqrstuvwxyz'
 const NOW = 1_700_000_000_000
@@ -529,5 +531,89 @@ const fileKeys: FuzzTarget = {
   },
 }
 
+// ----------------------------------------------------------------------------- pickles (Django's cache format)
+
+/** The opcodes that import or call code; a pickle using one must be refused before anything is built. */
+const CODE_OPCODES = [0x63, 0x93, 0x52, 0x62, 0x69, 0x6f, 0x81, 0x92, 0x82, 0x83, 0x84, 0x50, 0x51]
+
+/** Every opcode byte of protocols 0 to 5, and the argument bytes that make them interesting. */
+const OPCODE_SOUP = [...'(.0123FGIJKLMNPQRSTUVXabcdeghijlopqrstu}])'].map((c) => c.charCodeAt(0)).concat([0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8b, 0x8c, 0x8d, 0x8e, 0x8f, 0x90, 0x91, 0x92, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x0a, 0x00, 0x01, 0x02, 0x04, 0x05, 0xff, 0x7f])
+
+const pickles: FuzzTarget = {
+  name: 'pickles (Django cache entries) → the pickle decoder',
+  async run(cases, seed, replay) {
+    const fixture = JSON.parse(readFileSync(new URL('../fixtures/pickle-vectors.json', import.meta.url), 'utf8')) as {
+      vectors: { pickles: Record<string, string> }[]
+      refused: { pickle: string }[]
+    }
+    const { inflateSync } = await import('node:zlib')
+    const seeds: Buffer[] = []
+    for (const v of fixture.vectors) for (const b64 of Object.values(v.pickles)) {
+      const bytes = inflateSync(Buffer.from(b64, 'base64'))
+      if (bytes.length <= 4096) seeds.push(bytes)
+    }
+    for (const r of fixture.refused) seeds.push(inflateSync(Buffer.from(r.pickle, 'base64')))
+    const session = new Map<string, unknown>([['_auth_user_id', '1'], ['cart', [1, 2.5, 'x', null, true]], ['t', tuple(1, 'a')], ['n', { deep: { er: [] } }]])
+    for (const protocol of [2, 3, 4, 5] as const) seeds.push(pickleDumps(session, protocol))
+    const mutated = fc
+      .tuple(fc.constantFrom(...seeds), fc.nat(), fc.uint8Array({ minLength: 1, maxLength: 6 }), fc.constantFrom('replace', 'insert', 'delete', 'truncate', 'opcode'))
+      .map(([b, at, bytes, how]) => {
+        const i = at % (b.length + 1)
+        switch (how) {
+          case 'replace':
+            return Buffer.concat([b.subarray(0, i), bytes, b.subarray(i + bytes.length)])
+          case 'insert':
+            return Buffer.concat([b.subarray(0, i), bytes, b.subarray(i)])
+          case 'delete':
+            return Buffer.concat([b.subarray(0, i), b.subarray(i + 1 + (at % 4))])
+          case 'truncate':
+            return b.subarray(0, i)
+          default:
+            return Buffer.concat([b.subarray(0, i), Buffer.from([OPCODE_SOUP[at % OPCODE_SOUP.length]!]), b.subarray(i)])
+        }
+      })
+    const soup = fc
+      .array(fc.oneof(fc.constantFrom(...OPCODE_SOUP), fc.integer({ min: 0, max: 255 })), { maxLength: 64 })
+      .map((ops) => Buffer.from([0x80, 4, ...ops, 0x2e]))
+    const input = fc.oneof(
+      { weight: 5, arbitrary: mutated },
+      { weight: 2, arbitrary: soup },
+      { weight: 1, arbitrary: fc.uint8Array({ maxLength: 128 }).map((b) => Buffer.from(b)) },
+      { weight: 2, arbitrary: fc.constantFrom(...seeds) },
+    )
+    const before = prototypes()
+    const outcomes: Outcomes = {}
+    let slowest = 0
+    await fc.assert(
+      fc.property(input, (bytes) => {
+        const started = process.cpuUsage()
+        let value: PyValue
+        try {
+          value = pickleLoads(bytes)
+        } catch (error) {
+          if (!(error instanceof PickleError)) throw error
+          tally(outcomes, /imports or calls code/.test(error.message) ? 'refused: code' : /outside the JSON subset|dict key/.test(error.message) ? 'refused: type' : 'refused: malformed')
+          return
+        } finally {
+          const used = process.cpuUsage(started)
+          slowest = Math.max(slowest, (used.user + used.system) / 1000)
+        }
+        // What was read never came through an opcode that imports or calls code.
+        const opcodes = new Set(bytes)
+        if (CODE_OPCODES.every((op) => !opcodes.has(op))) tally(outcomes, 'value')
+        else tally(outcomes, 'value (code byte as data)')
+        // It is a tree of the JSON subset: it pickles again and reads back the same.
+        const again = pickleLoads(pickleDumps(value, 4))
+        assert.deepEqual(again, value)
+        assertNoPollution(before)
+      }),
+      options(cases, seed, replay),
+    )
+    assertReached(outcomes, cases, ['value', 'refused: code', 'refused: type', 'refused: malformed'])
+    assert.ok(slowest < 500, `one pickle took ${slowest.toFixed(0)} ms of CPU`)
+    return { ...outcomes, 'slowest (CPU ms)': Math.ceil(slowest) }
+  },
+}
+
 /** Every target, in the order the script runs them. */
-export const targets: readonly FuzzTarget[] = [cookieHeaders, signedValues, compressedPayloads, hostileJsonTarget, fileKeys]
+export const targets: readonly FuzzTarget[] = [cookieHeaders, signedValues, compressedPayloads, hostileJsonTarget, fileKeys, pickles]
