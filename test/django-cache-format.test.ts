@@ -1,0 +1,74 @@
+/**
+ * Django's cache format (src/caches/django.ts) against the entries Django's own backends wrote
+ * (test/fixtures/pickle-vectors.json, "backends"): django-redis with and without its zlib
+ * compressor and each PICKLE_VERSION, pymemcache's serde with its flags, Django 4's RedisCache.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { inflateSync } from 'node:zlib'
+import { djangoCacheFormat, dumpSession, dumpValue, loadSession, loadValue, makeKey, type DjangoCacheBackend } from '../src/caches/django.ts'
+import type { PickleProtocol } from '../src/caches/pickle.ts'
+import { assertSame, unpack, untag } from './helpers/pickle.ts'
+
+interface Backend {
+  backend: DjangoCacheBackend
+  pickleVersion: PickleProtocol
+  compressor?: 'zlib' | null
+  flags?: number
+  value: unknown
+  bytes?: boolean
+  stored: string
+  note?: string
+}
+const { backends } = JSON.parse(readFileSync(new URL('./fixtures/pickle-vectors.json', import.meta.url), 'utf8')) as { backends: Backend[] }
+
+describe("Django's cache format", () => {
+  it('makes keys as Django’s default KEY_FUNCTION does: KEY_PREFIX:VERSION:key', () => {
+    assert.equal(makeKey(djangoCacheFormat(), 'django.contrib.sessions.cacheabc'), ':1:django.contrib.sessions.cacheabc')
+    assert.equal(makeKey(djangoCacheFormat({ keyPrefix: 'site', version: 7 }), 'k'), 'site:7:k')
+  })
+
+  for (const b of backends) {
+    const label = `${b.backend}${b.compressor ? ' + zlib' : ''}, protocol ${b.pickleVersion}${b.flags !== undefined ? `, flags ${b.flags}` : ''}${b.note ? ` (${b.note})` : ''}`
+    const format = djangoCacheFormat({ backend: b.backend, compressor: b.compressor ?? null, pickleProtocol: b.pickleVersion })
+    const stored = { bytes: unpack(b.stored), flags: b.flags ?? 0 }
+    if (b.bytes) {
+      it(`refuses what ${label} stores for bytes`, () => assert.throws(() => loadValue(format, stored), { code: 'ERR_BAD_PICKLE' }))
+      continue
+    }
+    const compressed = b.compressor === 'zlib' && stored.bytes[0] === 0x78
+    it(`reads what ${label} stores, and writes the very same ${compressed ? 'pickle, compressed' : 'bytes'}`, () => {
+      const expected = untag(b.value)
+      assertSame(loadValue(format, stored), expected)
+      const ours = dumpValue(format, expected)
+      assert.equal(ours.flags, stored.flags)
+      // Node's zlib (1.3, Chromium's) deflates to other bytes than Python's 1.2: the same data inflates.
+      const plain = (s: Buffer) => (compressed ? inflateSync(s) : s).toString('hex')
+      assert.equal(plain(ours.bytes), plain(stored.bytes))
+    })
+  }
+
+  it('reads a django-redis entry stored uncompressed even when the zlib compressor is set (as django-redis does)', () => {
+    const plain = backends.find((b) => b.backend === 'django-redis' && !b.compressor && typeof b.value === 'object')!
+    const format = djangoCacheFormat({ backend: 'django-redis', compressor: 'zlib' })
+    assert.ok(loadSession(format, { bytes: unpack(plain.stored), flags: 0 }).size > 0)
+  })
+
+  it('turns a session Map into the dict Django stores, and refuses an entry that is not a dict', () => {
+    const format = djangoCacheFormat({ backend: 'redis' })
+    const data = new Map<string, unknown>([['_auth_user_id', '1'], ['cart', [1, 2]]])
+    assert.deepEqual(loadSession(format, dumpSession(format, data)), data)
+    assert.throws(() => loadSession(format, dumpValue(format, [1, 2])), /a session must be a dict/)
+    assert.throws(() => loadSession(format, dumpValue(format, 42)), /a session must be a dict/)
+  })
+
+  it('names the option that is wrong', () => {
+    assert.throws(() => djangoCacheFormat({ backend: 'memcached' as DjangoCacheBackend }), /backend must be/)
+    assert.throws(() => djangoCacheFormat({ compressor: 'lzma' as 'zlib' }), /compressor must be "zlib" or null/)
+    assert.throws(() => djangoCacheFormat({ backend: 'redis', compressor: 'zlib' }), /django-redis option/)
+    assert.throws(() => djangoCacheFormat({ pickleProtocol: 1 as PickleProtocol }), /PICKLE_VERSION/)
+    assert.throws(() => djangoCacheFormat({ version: 1.5 }), /VERSION/)
+    assert.throws(() => djangoCacheFormat({ backend: 'pymemcache', keyPrefix: 'a b' }), /spaces or control characters/)
+  })
+})
