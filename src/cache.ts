@@ -10,6 +10,7 @@
 import { ImproperlyConfigured } from './errors.js'
 import type { Settings } from './settings.js'
 import type { LockOptions, ReleaseLock } from './engine.js'
+import type { DjangoCacheStore } from './caches/django.js'
 import { memoryCache } from './drivers/memory.js'
 import { redisCacheFromUrl } from './drivers/redis.js'
 
@@ -62,6 +63,11 @@ export interface SessionCache {
   ready?(): Promise<void>
   /** Release connections. Engines call it only for caches they created. Idempotent. */
   close(): Promise<void>
+  /**
+   * Django's own entries on the same server, for `cacheFormat: 'django'` (see `DjangoCacheStore`).
+   * Optional: a cache without it cannot be shared with Django.
+   */
+  readonly django?: DjangoCacheStore
 }
 
 /**

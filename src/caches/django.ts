@@ -199,3 +199,24 @@ export function loadSession(format: DjangoCacheFormat, stored: StoredValue): Ses
   }
   return new Map(Object.entries(value))
 }
+
+/**
+ * Byte-level access to a cache for Django's format: keys used exactly as given (no prefix),
+ * values stored as their bytes (and memcached flags), nothing added around them. The Redis,
+ * Memcached and in-process caches provide it as `SessionCache.django`.
+ *
+ * Contract: as `SessionCache` (whole-second TTLs, ≤ 0 writes nothing, `add` only when absent),
+ * with `get` returning the entry and an opaque `version` that `replaceIf` compares in the same
+ * command as it writes (Redis: the stored bytes, in a Lua script; Memcached: the `cas` token).
+ */
+export interface DjangoCacheStore {
+  /** The kind of server, to check the backend named in the Django options against. */
+  readonly kind: 'redis' | 'memcached' | 'memory'
+  get(key: string): Promise<{ value: StoredValue; version: string } | null>
+  set(key: string, value: StoredValue, ttlSeconds: number): Promise<void>
+  add(key: string, value: StoredValue, ttlSeconds: number): Promise<boolean>
+  /** Write only if the entry is still the one `version` came from; `false` otherwise (or when it is gone). */
+  replaceIf(key: string, version: string, value: StoredValue, ttlSeconds: number): Promise<boolean>
+  delete(key: string): Promise<void>
+  has(key: string): Promise<boolean>
+}
