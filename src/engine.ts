@@ -116,6 +116,12 @@ export interface Engine {
   save(key: string, data: SessionMap, options: SaveOptions): Promise<SavedSession | string>
   delete(key: string): Promise<void>
   clearExpired(onProgress?: ClearProgress): Promise<number | null>
+  /**
+   * The data a version of this engine stands for: the base of the merge after a lost
+   * compare-and-set. Default: the codec decodes it (versions are the signed `session_data`).
+   * Engines whose versions are something else (Django's pickled cache entries) provide it.
+   */
+  versionData?(version: string): SessionMap
   /** Take the lock of session `key` (see the contract above). Optional. */
   lock?(key: string, options: LockOptions): Promise<ReleaseLock>
   /** Create what the engine needs in its store (the `django_session` table); idempotent. */

@@ -483,7 +483,7 @@ export class Session<T extends object = SessionData> {
         if (merges > 0) await backoff(merges)
         const current = loaded(await engine.load(this.#key, { fresh: true }))
         if (current === null) throw error // deleted meanwhile (a logout): never resurrect
-        const base = this.#backend.codec.decode(expected, engine.name)
+        const base = engine.versionData ? engine.versionData(expected) : this.#backend.codec.decode(expected, engine.name)
         this.#data = mergeSessions(base, this.#data, current.data)
         this.#version = current.version
       }

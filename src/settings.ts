@@ -10,6 +10,7 @@ import { ImproperlyConfigured } from './errors.js'
 import { JSONSerializer, type Serializer } from './serializers.js'
 import type { EngineFactory } from './engine.js'
 import type { SessionCache } from './cache.js'
+import { djangoCacheFormat, type DjangoCacheOptions } from './caches/django.js'
 
 /** The built-in engines, by Django's module names without the package prefix. */
 export type EngineName = 'db' | 'file' | 'cache' | 'cached_db' | 'signed_cookies'
@@ -94,6 +95,19 @@ export interface Settings {
    * Django: `CACHES`.
    */
   caches: Readonly<Record<string, SessionCache>>
+  /**
+   * How the `cache` and `cached_db` engines keep sessions in their cache. Default `'signed'`:
+   * sessionkit's own entries, the signed session string (whoever can write to the cache cannot
+   * forge a session), which Django cannot read. `'django'`, or the `CACHES` entry's options as
+   * an object (`{ backend, keyPrefix, version, compressor, pickleProtocol }`, see
+   * `DjangoCacheOptions`): Django's own entries — keys `KEY_PREFIX:VERSION:django.contrib.sessions.cache<key>`
+   * (or `…cached_db…`), the session dict pickled as the backend pickles it — so that a Django
+   * site on the same Redis or Memcached shares the sessions. Those entries are **not signed**:
+   * whoever can write to the cache can write any session, as with Django itself. The cache must
+   * support it (`redisCache` over ioredis, `redisUrl`, `memcachedCache`, `memoryCache`).
+   * Django: the `CACHES[SESSION_CACHE_ALIAS]` entry's `BACKEND`, `KEY_PREFIX`, `VERSION`, `OPTIONS`.
+   */
+  cacheFormat: 'signed' | 'django' | DjangoCacheOptions
   /** The signing secret. Required (except for `fromEnv` users in development). Django: `SECRET_KEY`. */
   secretKey: string
   /** Old secrets still accepted when verifying; signing always uses `secretKey`. Default `[]`. Django: `SECRET_KEY_FALLBACKS`. */
@@ -164,6 +178,7 @@ export const defaults: Readonly<Omit<Settings, 'secretKey'>> = Object.freeze({
   serializer: JSONSerializer,
   cacheAlias: 'default',
   caches: Object.freeze({}) as Readonly<Record<string, SessionCache>>,
+  cacheFormat: 'signed',
   secretKeyFallbacks: Object.freeze([]) as readonly string[],
   databaseUrl: 'sqlite:///db.sqlite3',
   redisUrl: null,
@@ -286,6 +301,13 @@ export function resolveSettings(input: Partial<Settings> = {}): Readonly<Setting
     }
   }
   s.caches = Object.freeze({ ...s.caches })
+  if (s.cacheFormat !== 'signed' && s.cacheFormat !== 'django') {
+    if (s.cacheFormat === null || typeof s.cacheFormat !== 'object' || Array.isArray(s.cacheFormat)) {
+      fail('cacheFormat', '"signed", "django" or an object of Django cache options ({ backend, keyPrefix, version, compressor, pickleProtocol })', s.cacheFormat)
+    }
+    djangoCacheFormat(s.cacheFormat) // names the option that is wrong
+    s.cacheFormat = Object.freeze({ ...s.cacheFormat })
+  }
   if (typeof s.secretKey !== 'string' || s.secretKey === '') {
     throw new ImproperlyConfigured(
       'sessionkit: secretKey must be set (Django: SECRET_KEY); use a long random string kept out of the source, e.g. from the SECRET_KEY environment variable',
@@ -368,13 +390,26 @@ function envList(raw: string | undefined): string[] | undefined {
   return trimmed.split(',').map((k) => k.trim()).filter(Boolean)
 }
 
+/** `SESSION_CACHE_FORMAT`: `signed`, `django`, or a JSON object of Django cache options. */
+function envCacheFormat(raw: string): Settings['cacheFormat'] {
+  const v = raw.trim()
+  if (v === 'signed' || v === 'django') return v
+  try {
+    const parsed: unknown = JSON.parse(v)
+    if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed as DjangoCacheOptions
+  } catch {
+    // fall through to the message
+  }
+  throw new ImproperlyConfigured(`sessionkit: environment variable SESSION_CACHE_FORMAT must be signed, django or a JSON object of Django cache options, got ${JSON.stringify(raw)}`)
+}
+
 /**
  * Settings from the environment, the twelve-factor way: `SECRET_KEY`,
  * `SECRET_KEY_FALLBACKS` (comma-separated or a JSON array), `SESSION_ENGINE` (`db` or
  * Django's dotted `django.contrib.sessions.backends.db`), `SESSION_COOKIE_NAME`, `_AGE`,
  * `_DOMAIN`, `_PATH`, `_SECURE`, `_HTTPONLY`, `_SAMESITE`, `_PARTITIONED`,
  * `SESSION_EXPIRE_AT_BROWSER_CLOSE`, `SESSION_SAVE_EVERY_REQUEST`, `SESSION_FILE_PATH`,
- * `SESSION_CACHE_ALIAS`, `SESSION_COOKIE_ENCRYPTED`, `SESSION_ABSOLUTE_AGE`, `SESSION_CACHE_CONTROL`
+ * `SESSION_CACHE_ALIAS`, `SESSION_CACHE_FORMAT` (`signed`, `django` or JSON options), `SESSION_COOKIE_ENCRYPTED`, `SESSION_ABSOLUTE_AGE`, `SESSION_CACHE_CONTROL`
  * (sessionkit's own), `DATABASE_URL`,
  * `REDIS_URL`. Unset variables are left out, so the result can be spread under explicit
  * settings. Malformed values throw, naming the variable.
@@ -404,6 +439,8 @@ export function fromEnv(env: Record<string, string | undefined> = process.env): 
   out.cookieEncryption = envBool(env, 'SESSION_COOKIE_ENCRYPTED')
   out.absoluteAge = envInt(env, 'SESSION_ABSOLUTE_AGE')
   out.cacheControl = envBool(env, 'SESSION_CACHE_CONTROL')
+  const format = str('SESSION_CACHE_FORMAT')
+  if (format) out.cacheFormat = envCacheFormat(format)
   if (str('DATABASE_URL')) out.databaseUrl = str('DATABASE_URL')
   if (str('REDIS_URL')) out.redisUrl = str('REDIS_URL') ?? null
   return stripUndefined(out)

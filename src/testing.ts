@@ -41,6 +41,12 @@ export interface DescribeEngineOptions {
   stores?: 'server' | 'cookie'
   /** Why the whole suite is skipped (a service is absent), or `false`. */
   skip?: string | false
+  /**
+   * `'store'` for engines whose store alone expires idle sessions, on its own clock (the cache's
+   * TTL, as Django's cache format on Redis or Memcached): the idle-expiry case then runs on
+   * real time, with TTLs of seconds, instead of the injected clock. Default `'clock'`.
+   */
+  expiry?: 'clock' | 'store'
 }
 
 /** A clock the tests move by hand. */
@@ -404,6 +410,25 @@ export function describeEngine(name: string, make: MakeSessions, options: Descri
     })
 
     it('an idle session expires on the server after cookieAge, also for setExpiry(N)', async () => {
+      if (options.expiry === 'store') {
+        // The store's own TTL, in real seconds (memcached counts whole seconds: up to one more).
+        const { sessions } = await setup({ cookieAge: 6, now: Date.now })
+        const plain = await saved(sessions, { a: 1 })
+        const custom = sessions.session()
+        custom.set('b', 2)
+        custom.setExpiry(1)
+        await custom.save()
+        const customKey = custom.sessionKey!
+        const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+        await pause(2500)
+        const c = sessions.session(customKey)
+        await c.load()
+        assert.equal(c.has('b'), false, 'a setExpiry(1) session is gone after 2.5 s')
+        assert.equal((await plain.reopen()).get('a'), 1, 'a cookieAge session is still there after 2.5 s')
+        await pause(5000)
+        assert.equal((await plain.reopen()).has('a'), false, 'a cookieAge session is gone after 7.5 s')
+        return
+      }
       const { sessions, clock } = await setup({ cookieAge: 60 })
       const plain = await saved(sessions, { a: 1 })
       const custom = sessions.session()

@@ -37,6 +37,7 @@ function counted(factory: EngineFactory, counts: Counted): EngineFactory {
       delete: (key) => engine.delete(key),
       clearExpired: (p) => engine.clearExpired(p),
       migrate: engine.migrate ? () => engine.migrate!() : undefined,
+      versionData: engine.versionData?.bind(engine),
       close: () => engine.close(),
     }
   }

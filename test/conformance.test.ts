@@ -17,6 +17,8 @@ import { postgresDriver } from '../src/drivers/postgres.ts'
 import { mysqlDriver } from '../src/drivers/mysql.ts'
 import { mysqlAvailable, mysqlScratch, postgresAvailable, postgresScratch } from './helpers/databases.ts'
 import { cachedDbOver } from '../src/engines/cached-db.ts'
+import { memcachedCache } from '../src/caches/memcached.ts'
+import { memcachedAvailable, startMemcached } from './helpers/memcached.ts'
 
 const dir = mkdtempSync(path.join(tmpdir(), 'sessionkit-conformance-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
@@ -131,4 +133,43 @@ describeEngine(
         ),
     }),
   { skip: cachedDbSkip },
+)
+
+// ---- Django's own cache format (cacheFormat: 'django'): the same suite over Django's entries.
+
+describeEngine('cache in Django’s format on the in-process LRU', (settings) =>
+  createSessions({ ...settings, engine: 'cache', cacheFormat: 'django', caches: { default: memoryCache({ now: settings.now }) } }),
+)
+
+describeEngine(
+  'cache in Django’s format on Redis (django-redis, zlib)',
+  (settings) =>
+    createSessions({
+      ...settings,
+      engine: 'cache',
+      cacheFormat: { backend: 'django-redis', keyPrefix: uniquePrefix('conformance-django'), compressor: 'zlib' },
+      caches: { default: redisCache(ioredis!) },
+    }),
+  { skip: redisSkip, expiry: 'store' },
+)
+
+const memcachedSkip = memcachedAvailable()
+const memcached = memcachedSkip ? [] : await startMemcached(2)
+describeEngine(
+  'cache in Django’s format on two Memcached servers (pymemcache)',
+  (settings) => createSessions({ ...settings, engine: 'cache', cacheFormat: 'django', caches: { default: memcachedCache({ servers: memcached.map((m) => m.location) }) } }),
+  { skip: memcachedSkip, expiry: 'store' },
+)
+
+describeEngine(
+  'cache on Memcached (sessionkit’s format)',
+  (settings) => createSessions({ ...settings, engine: 'cache', caches: { default: memcachedCache({ servers: memcached.map((m) => m.location) }) } }),
+  { skip: memcachedSkip, expiry: 'store' },
+)
+
+describeEngine(
+  'cached_db in Django’s format on SQLite + Memcached',
+  (settings) =>
+    createSessions({ ...settings, engine: 'cached_db', cacheFormat: 'django', databaseUrl: `sqlite:${path.join(dir, `cdbd-${n++}.sqlite3`)}`, caches: { default: memcachedCache({ servers: memcached.map((m) => m.location) }) } }),
+  { skip: memcachedSkip, expiry: 'store' },
 )

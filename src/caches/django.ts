@@ -217,6 +217,39 @@ export interface DjangoCacheStore {
   add(key: string, value: StoredValue, ttlSeconds: number): Promise<boolean>
   /** Write only if the entry is still the one `version` came from; `false` otherwise (or when it is gone). */
   replaceIf(key: string, version: string, value: StoredValue, ttlSeconds: number): Promise<boolean>
+  /** The value a version of `get` stands for (the base of a merge after a lost compare-and-set). */
+  valueOf(version: string): StoredValue
+  /** The version of `value` once written, or `null` when the server hands out none on a write (Memcached). */
+  versionOf(value: StoredValue): string | null
   delete(key: string): Promise<void>
   has(key: string): Promise<boolean>
+}
+
+/** A cache's Django entries and the format they are in: what the engines use with `cacheFormat: 'django'`. */
+export interface DjangoEntries {
+  readonly store: DjangoCacheStore
+  readonly format: DjangoCacheFormat
+}
+
+/**
+ * The Django entries of `cache` for `cacheFormat`, or `null` for sessionkit's own (signed)
+ * format. `ImproperlyConfigured` when the cache cannot hold Django's entries, or the backend
+ * named does not match the server (pymemcache needs Memcached; django-redis and redis need Redis).
+ */
+export function djangoEntries(cache: { readonly name: string; readonly django?: DjangoCacheStore }, cacheFormat: 'signed' | 'django' | DjangoCacheOptions): DjangoEntries | null {
+  if (cacheFormat === 'signed') return null
+  const store = cache.django
+  if (!store) {
+    throw new ImproperlyConfigured(
+      `sessionkit: cacheFormat "django" needs a cache that can hold Django's entries (redisCache over an ioredis client, redisUrl, memcachedCache or memoryCache); the ${cache.name} cache cannot (for node-redis, pass an ioredis client)`,
+    )
+  }
+  const format = djangoCacheFormat(cacheFormat === 'django' ? {} : cacheFormat, store.kind === 'memcached' ? 'pymemcache' : 'django-redis')
+  if (store.kind === 'memcached' && format.backend !== 'pymemcache') {
+    throw new ImproperlyConfigured(`sessionkit: cacheFormat backend "${format.backend}" is a Redis backend, but the cache is Memcached (use "pymemcache")`)
+  }
+  if (store.kind === 'redis' && format.backend === 'pymemcache') {
+    throw new ImproperlyConfigured('sessionkit: cacheFormat backend "pymemcache" is a Memcached backend, but the cache is Redis (use "django-redis" or "redis")')
+  }
+  return { store, format }
 }

@@ -383,7 +383,7 @@ export function memcachedCache(options: MemcachedCacheOptions): MemcachedCache {
     kind: 'memcached',
     async get(key) {
       const entry = await gets(key)
-      return entry && { value: { bytes: entry.bytes, flags: entry.flags }, version: entry.cas }
+      return entry && { value: { bytes: entry.bytes, flags: entry.flags }, version: `${entry.cas}:${entry.flags}:${entry.bytes.toString('latin1')}` }
     },
     async set(key, value, ttlSeconds) {
       const ttl = ttlToSeconds(ttlSeconds)
@@ -395,9 +395,15 @@ export function memcachedCache(options: MemcachedCacheOptions): MemcachedCache {
       if (ttl <= 0) return (await gets(key)) === null
       return (await store('add', key, value.bytes, value.flags, exptime(ttl))) === 'STORED'
     },
+    /** One `cas` on the token inside the version (`<cas>:<flags>:<bytes>`). */
     async replaceIf(key, version, value, ttlSeconds) {
-      return casWrite(key, value.bytes, value.flags, ttlToSeconds(ttlSeconds), version)
+      return casWrite(key, value.bytes, value.flags, ttlToSeconds(ttlSeconds), version.slice(0, version.indexOf(':')))
     },
+    valueOf(version) {
+      const [, flags] = version.split(':', 2)
+      return { flags: Number(flags), bytes: Buffer.from(version.slice(version.indexOf(':', version.indexOf(':') + 1) + 1), 'latin1') }
+    },
+    versionOf: () => null,
     async delete(key) {
       await remove(key)
     },

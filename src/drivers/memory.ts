@@ -9,6 +9,7 @@
 import { ImproperlyConfigured, SessionLocked } from '../errors.js'
 import { ttlToSeconds, type SessionCache } from '../cache.js'
 import { checkLockOptions, lockToken } from '../lock.js'
+import type { DjangoCacheStore, StoredValue } from '../caches/django.js'
 
 /** Options of {@link memoryCache}. */
 export interface MemoryCacheOptions {
@@ -77,8 +78,46 @@ export function memoryCache(options: MemoryCacheOptions = {}): SessionCache {
     next?.()
   }
 
+  // Django's entries (cacheFormat: 'django'): the same LRU, the bytes kept as Latin-1 text.
+  const text = (value: StoredValue): string => `${value.flags}:${value.bytes.toString('latin1')}`
+  const parse = (stored: string): StoredValue => {
+    const at = stored.indexOf(':')
+    return { flags: Number(stored.slice(0, at)), bytes: Buffer.from(stored.slice(at + 1), 'latin1') }
+  }
+  const django: DjangoCacheStore = {
+    kind: 'memory',
+    async get(key) {
+      const entry = live(key)
+      return entry ? { value: parse(entry.value), version: entry.value } : null
+    },
+    async set(key, value, ttlSeconds) {
+      write(key, text(value), ttlToSeconds(ttlSeconds))
+    },
+    async add(key, value, ttlSeconds) {
+      const seconds = ttlToSeconds(ttlSeconds)
+      if (live(key) !== undefined) return false
+      write(key, text(value), seconds)
+      return true
+    },
+    async replaceIf(key, version, value, ttlSeconds) {
+      const seconds = ttlToSeconds(ttlSeconds)
+      if (live(key)?.value !== version) return false
+      write(key, text(value), seconds)
+      return true
+    },
+    async delete(key) {
+      entries.delete(key)
+    },
+    async has(key) {
+      return live(key) !== undefined
+    },
+    valueOf: parse,
+    versionOf: text,
+  }
+
   return {
     name: 'memory',
+    django,
     /**
      * A lock in this process's memory: waiters queue and are woken one at a time as the lock
      * is released (no polling), or when it expires, or at their deadline.

@@ -19,6 +19,7 @@ import { ImproperlyConfigured, StoreUnavailable } from '../errors.js'
 import { ttlToSeconds, type SessionCache } from '../cache.js'
 import { checkLockOptions, lockToken, pollLock } from '../lock.js'
 import { redactUrl, type Logger } from '../settings.js'
+import type { DjangoCacheStore } from '../caches/django.js'
 
 /** Django's `KEY_PREFIX` of the cache session backend. */
 export const CACHE_KEY_PREFIX = 'django.contrib.sessions.cache'
@@ -33,6 +34,8 @@ export interface IoRedisClient {
   del(key: string): Promise<number>
   exists(key: string): Promise<number>
   eval(script: string, numKeys: number, ...args: string[]): Promise<unknown>
+  /** Any command with Buffer arguments and Buffer replies (Django's format: pickled bytes). */
+  callBuffer(command: string, args: (string | Buffer | number)[]): Promise<unknown>
   quit(): Promise<unknown>
   disconnect(): void
 }
@@ -130,6 +133,56 @@ function ioredisCommands(client: IoRedisClient): Commands {
   }
 }
 
+/** `GET`, returning the key beside the value, so that a reply meant for another command is recognised (Django's values cannot carry their key). */
+const GET_WITH_KEY = `return {KEYS[1], redis.call('GET', KEYS[1])}`
+
+/**
+ * Django's entries over ioredis (Buffers in, Buffers out): exact keys, raw bytes, `SET … EX [NX|XX]`,
+ * the version is the stored bytes (as Latin-1 text) and `replaceIf` compares them in a Lua script.
+ */
+function ioredisDjangoStore(client: IoRedisClient, onMismatch?: () => void): DjangoCacheStore {
+  const call = (command: string, ...args: (string | Buffer | number)[]) => client.callBuffer(command, args)
+  const setBytes = async (key: string, bytes: Buffer, ttl: number, mode?: 'NX' | 'XX'): Promise<boolean> => {
+    const reply = await call('SET', key, bytes, 'EX', ttl, ...(mode ? [mode] : []))
+    return reply !== null && reply !== undefined
+  }
+  return {
+    kind: 'redis',
+    async get(key) {
+      const reply = (await call('EVAL', GET_WITH_KEY, 1, key)) as [Buffer, Buffer | null] | null
+      const [seen, bytes] = reply ?? []
+      if (!Buffer.isBuffer(seen) || seen.toString('utf8') !== key) {
+        onMismatch?.()
+        throw new RedisReplyMismatch()
+      }
+      if (!Buffer.isBuffer(bytes)) return null
+      return { value: { bytes, flags: 0 }, version: bytes.toString('latin1') }
+    },
+    async set(key, value, ttlSeconds) {
+      const ttl = ttlToSeconds(ttlSeconds)
+      if (ttl <= 0) await call('DEL', key)
+      else await setBytes(key, value.bytes, ttl)
+    },
+    async add(key, value, ttlSeconds) {
+      const ttl = ttlToSeconds(ttlSeconds)
+      if (ttl <= 0) return Number(await call('EXISTS', key)) === 0
+      return setBytes(key, value.bytes, ttl, 'NX')
+    },
+    async replaceIf(key, version, value, ttlSeconds) {
+      const ttl = ttlToSeconds(ttlSeconds)
+      return Number(await call('EVAL', REPLACE_IF, 1, key, Buffer.from(version, 'latin1'), value.bytes, String(ttl))) === 1
+    },
+    async delete(key) {
+      await call('DEL', key)
+    },
+    async has(key) {
+      return Number(await call('EXISTS', key)) > 0
+    },
+    valueOf: (version) => ({ bytes: Buffer.from(version, 'latin1'), flags: 0 }),
+    versionOf: (value) => value.bytes.toString('latin1'),
+  }
+}
+
 function nodeRedisCommands(client: NodeRedisClient): Commands {
   return {
     async get(key) {
@@ -174,10 +227,13 @@ export function redisCache(client: RedisClient, options: RedisCacheOptions = {})
     throw new ImproperlyConfigured('sessionkit: redisCache() takes an ioredis Redis or Cluster, or a node-redis client or cluster')
   }
   let commands: Commands
+  let django: DjangoCacheStore | undefined
   if (isNodeRedis(client)) commands = nodeRedisCommands(client)
-  else if (isIoRedis(client)) commands = ioredisCommands(client)
-  else throw new ImproperlyConfigured('sessionkit: redisCache() takes an ioredis Redis or Cluster, or a node-redis client or cluster')
-  return cacheOn(commands, options.prefix)
+  else if (isIoRedis(client)) {
+    commands = ioredisCommands(client)
+    if (typeof client.callBuffer === 'function') django = ioredisDjangoStore(client)
+  } else throw new ImproperlyConfigured('sessionkit: redisCache() takes an ioredis Redis or Cluster, or a node-redis client or cluster')
+  return cacheOn(commands, options.prefix, undefined, undefined, django)
 }
 
 /**
@@ -196,7 +252,7 @@ export class RedisReplyMismatch extends StoreUnavailable {
   }
 }
 
-function cacheOn(commands: Commands, prefix = CACHE_KEY_PREFIX, ready?: () => Promise<void>, onMismatch?: () => void): SessionCache {
+function cacheOn(commands: Commands, prefix = CACHE_KEY_PREFIX, ready?: () => Promise<void>, onMismatch?: () => void, django?: DjangoCacheStore): SessionCache {
   if (typeof prefix !== 'string') throw new ImproperlyConfigured(`sessionkit: the Redis cache prefix must be a string, got ${typeof prefix}`)
   let closing: Promise<void> | null = null
   const cache: SessionCache = {
@@ -252,7 +308,7 @@ function cacheOn(commands: Commands, prefix = CACHE_KEY_PREFIX, ready?: () => Pr
     },
   }
   if (ready) cache.ready = ready
-  return cache
+  return django ? { ...cache, django } : cache
 }
 
 /** Options of {@link redisCacheFromUrl}. */
@@ -416,5 +472,17 @@ export function redisCacheFromUrl(url: string, options: RedisCacheFromUrlOptions
     eval: guard(raw.eval),
     close: raw.close,
   }
-  return cacheOn(commands, options.prefix, ready, resync)
+  const rawDjango = ioredisDjangoStore(client, resync)
+  const django: DjangoCacheStore = {
+    kind: 'redis',
+    get: guard(rawDjango.get),
+    set: guard(rawDjango.set),
+    add: guard(rawDjango.add),
+    replaceIf: guard(rawDjango.replaceIf),
+    delete: guard(rawDjango.delete),
+    has: guard(rawDjango.has),
+    valueOf: rawDjango.valueOf,
+    versionOf: rawDjango.versionOf,
+  }
+  return cacheOn(commands, options.prefix, ready, resync, django)
 }

@@ -10,12 +10,21 @@
  * - an update is one atomic `SET … XX` instead of Django's `get` then `set`, so a session
  *   deleted between the two is never resurrected.
  *
+ * With `cacheFormat: 'django'` the entries are Django's own (see `src/caches/django.ts`): the key
+ * `KEY_PREFIX:VERSION:django.contrib.sessions.cache<key>`, the session dict pickled as Django's
+ * backend pickles it, the TTL `get_expiry_age()`; a Django site on the same cache reads and
+ * writes the same sessions. An entry sessionkit cannot read (a `datetime`, a class instance) is
+ * an empty session and a logged `corrupt` event, and is left alone until this side saves.
+ *
  * A session lost to eviction or a cache restart is gone: for sessions that must survive
  * those, use `cached_db`.
  */
-import { CreateError, UpdateError } from '../errors.js'
+import { CreateError, PickleError, UpdateError } from '../errors.js'
 import { resolveCache } from '../cache.js'
-import { storedExpiresAt } from '../codec.js'
+import { reportSuspicious, storedExpiresAt } from '../codec.js'
+import { CACHE_KEY_PREFIX } from '../drivers/redis.js'
+import { djangoEntries, dumpSession, loadSession, makeKey, type DjangoEntries } from '../caches/django.js'
+import { EXPIRY_KEY, parsePythonIso } from '../session.js'
 import type { Engine, EngineContext, LockOptions, SessionMap } from '../engine.js'
 
 /**
@@ -31,7 +40,14 @@ import type { Engine, EngineContext, LockOptions, SessionMap } from '../engine.j
  */
 export function cacheEngine({ settings, codec }: EngineContext): Engine | Promise<Engine> {
   const { cache, owned } = resolveCache(settings)
-  const name = `cache:${cache.name}`
+  let entries: DjangoEntries | null
+  try {
+    entries = djangoEntries(cache, settings.cacheFormat)
+  } catch (error) {
+    if (owned) void cache.close().catch(() => undefined)
+    throw error
+  }
+  const name = `cache:${cache.name}${entries ? ':django' : ''}`
   let closing: Promise<void> | null = null
 
   /**
@@ -86,6 +102,8 @@ export function cacheEngine({ settings, codec }: EngineContext): Engine | Promis
       closing ??= cache.close()
       return closing
     },
+    // Django's own entries replace the four storage methods above.
+    ...(entries ? djangoMethods(entries, name, settings) : {}),
   }
 
   if (owned && cache.ready) {
@@ -98,4 +116,63 @@ export function cacheEngine({ settings, codec }: EngineContext): Engine | Promis
     )
   }
   return engine
+}
+
+/**
+ * `load`, `exists`, `save` and `delete` on Django's entries: `get` (the version is the entry's,
+ * for a compare-and-set save), `add`, `replaceIf`, `has`, `delete`, each one command. Django:
+ * `backends.cache.SessionStore`, whose `save` is a `get` then a `set`; here an update is one
+ * compare-and-set, so a session deleted meanwhile is never resurrected.
+ */
+function djangoMethods({ store, format }: DjangoEntries, name: string, settings: EngineContext['settings']): Pick<Engine, 'load' | 'exists' | 'save' | 'delete' | 'versionData'> {
+  const keyOf = (key: string): string => makeKey(format, CACHE_KEY_PREFIX + key)
+  return {
+    async load(key) {
+      const entry = await store.get(keyOf(key))
+      if (entry === null) return null
+      let data: SessionMap
+      try {
+        data = loadSession(format, entry.value)
+      } catch (error) {
+        if (!(error instanceof PickleError)) throw error
+        reportSuspicious(settings, { kind: 'corrupt', engine: name, detail: error.message.replace(/^sessionkit: /, '') })
+        data = new Map()
+      }
+      // The cache's TTL expires the entry; a fixed expiry date is also checked on the app's clock.
+      const expiry = data.get(EXPIRY_KEY)
+      if (typeof expiry === 'string' && parsePythonIso(expiry) <= settings.now()) return null
+      return { data, version: entry.version }
+    },
+    exists(key) {
+      return store.has(keyOf(key))
+    },
+    async save(key, data, { mustCreate, expiryAge, expected }) {
+      const k = keyOf(key)
+      if (expiryAge <= 0) {
+        if (mustCreate && (await store.has(k))) throw new CreateError()
+        if (!mustCreate) await store.delete(k)
+        return { key, version: null }
+      }
+      const value = dumpSession(format, data)
+      if (mustCreate) {
+        if (!(await store.add(k, value, expiryAge))) throw new CreateError()
+      } else {
+        // No version (a second save in one request): take the current one, as Django's get-then-set does.
+        const version = expected ?? (await store.get(k))?.version
+        if (version === undefined || !(await store.replaceIf(k, version, value, expiryAge))) throw new UpdateError()
+      }
+      // Memcached hands out no cas token on a write: the next save of this request reads it.
+      return { key, version: store.versionOf(value) }
+    },
+    versionData(version) {
+      try {
+        return loadSession(format, store.valueOf(version))
+      } catch {
+        return new Map() // it was unreadable when loaded (and reported then)
+      }
+    },
+    delete(key) {
+      return store.delete(keyOf(key))
+    },
+  }
 }

@@ -55,15 +55,24 @@
  * with a session deleted between its database read and its cache write (a window of one
  * cache round trip).
  */
-import { CreateError, UpdateError } from '../errors.js'
+import { CreateError, PickleError, UpdateError } from '../errors.js'
 import { resolveCache, type ResolvedCache, type SessionCache } from '../cache.js'
 import { redisCacheFromUrl } from '../drivers/redis.js'
-import { storedExpiresAt } from '../codec.js'
+import { reportSuspicious, storedExpiresAt } from '../codec.js'
+import { djangoEntries, dumpSession, loadSession, makeKey, type DjangoEntries } from '../caches/django.js'
+import { EXPIRY_KEY, parsePythonIso } from '../session.js'
 import { isServerKey, type Engine, type EngineContext, type LoadedSession, type LockOptions, type SavedSession, type SaveOptions, type SessionMap } from '../engine.js'
 import { dbEngine, type DbEngine, type MigrateReport } from './db.js'
 
 /** Django's `KEY_PREFIX` of the cached_db backend. */
 export const CACHED_DB_KEY_PREFIX = 'django.contrib.sessions.cached_db'
+
+/**
+ * The version of a session loaded from Django's cache entry (`cacheFormat: 'django'`): that
+ * entry's own version behind this marker (a NUL, never in `session_data`). It is not the row's
+ * `session_data`, so a save first loses its compare-and-set on purpose and re-reads the row.
+ */
+const DJANGO_HIT = '\u0000django-cache:'
 
 /** How long the cache is left alone after a failure before the next health check, in ms of `settings.now`. */
 export const CACHED_DB_RETRY_MS = 1000
@@ -152,8 +161,31 @@ export function cachedDbOver(db: DbEngine, { cache, owned }: ResolvedCache, { se
   const maxStaleKeys = tuning.maxStaleKeys ?? CACHED_DB_MAX_STALE_KEYS
   const { driver } = db
   const { logger } = settings
-  const name = `cached_db:${driver.dialect}+${cache.name}`
-  const cacheKey = (key: string): string => CACHED_DB_KEY_PREFIX + key
+  const django: DjangoEntries | null = djangoEntries(cache, settings.cacheFormat)
+  const name = `cached_db:${driver.dialect}+${cache.name}${django ? ':django' : ''}`
+  const cacheKey = (key: string): string => (django ? makeKey(django.format, CACHED_DB_KEY_PREFIX + key) : CACHED_DB_KEY_PREFIX + key)
+  /**
+   * The cache entry of a session in the chosen format: the `session_data` text (sessionkit's),
+   * or the pickled dict (Django's, `cacheFormat: 'django'`).
+   */
+  const entry = {
+    get: async (k: string): Promise<string | LoadedSession | null> => {
+      if (!django) return cache.get(k)
+      const found = await django.store.get(k)
+      if (found === null) return null
+      try {
+        return { data: loadSession(django.format, found.value), version: DJANGO_HIT + found.version }
+      } catch (error) {
+        if (!(error instanceof PickleError)) throw error
+        reportSuspicious(settings, { kind: 'corrupt', engine: name, detail: error.message.replace(/^sessionkit: /, '') })
+        return { data: new Map(), version: DJANGO_HIT }
+      }
+    },
+    set: (k: string, text: string, data: SessionMap | null, ttl: number): Promise<void> =>
+      django ? django.store.set(k, dumpSession(django.format, data ?? codec.decode(text, name)), ttl) : cache.set(k, text, ttl),
+    delete: (k: string): Promise<void> => (django ? django.store.delete(k) : cache.delete(k)),
+    has: (k: string): Promise<boolean> => (django ? django.store.has(k) : cache.has(k)),
+  }
 
   // ---- outage: while `down`, the cache is left alone; a health check runs every retryMs
   let down = false
@@ -202,11 +234,11 @@ export function cachedDbOver(db: DbEngine, { cache, owned }: ResolvedCache, { se
   function check(): Promise<void> {
     if (checking) return checking
     const run = async (): Promise<boolean> => {
-      const probe = `${CACHED_DB_KEY_PREFIX}.health`
+      const probe = django ? makeKey(django.format, `${CACHED_DB_KEY_PREFIX}.health`) : `${CACHED_DB_KEY_PREFIX}.health`
       try {
-        await cache.get(probe)
-        await cache.set(probe, '1', 60)
-        await cache.delete(probe)
+        await entry.has(probe)
+        await (django ? django.store.set(probe, { bytes: Buffer.from('1'), flags: 0 }, 60) : cache.set(probe, '1', 60))
+        await entry.delete(probe)
         return true
       } catch {
         retryAt = settings.now() + retryMs
@@ -275,7 +307,7 @@ export function cachedDbOver(db: DbEngine, { cache, owned }: ResolvedCache, { se
       for (const key of [...stale]) {
         if (closed) return
         if (!stale.has(key)) continue
-        if ((await attempt('delete', key, () => cache.delete(cacheKey(key)))) === SKIPPED) return
+        if ((await attempt('delete', key, () => entry.delete(cacheKey(key)))) === SKIPPED) return
         stale.delete(key)
       }
     }
@@ -292,11 +324,11 @@ export function cachedDbOver(db: DbEngine, { cache, owned }: ResolvedCache, { se
   }
 
   /** Put `value` in the cache; when that fails, make sure no older value stays there. */
-  async function cacheWrite(key: string, value: string, ttl: number): Promise<void> {
+  async function cacheWrite(key: string, value: string, data: SessionMap | null, ttl: number): Promise<void> {
     if (ttl > longestTtl) longestTtl = ttl
     if (!available()) return markStale(key)
     try {
-      await cache.set(cacheKey(key), value, ttl)
+      await entry.set(cacheKey(key), value, data, ttl)
       stale.delete(key)
       return
     } catch (error) {
@@ -304,7 +336,7 @@ export function cachedDbOver(db: DbEngine, { cache, owned }: ResolvedCache, { se
     }
     // A full Redis refuses SET but accepts DEL: delete the older value, whatever the state.
     try {
-      await cache.delete(cacheKey(key))
+      await entry.delete(cacheKey(key))
       stale.delete(key)
     } catch {
       markStale(key)
@@ -312,7 +344,7 @@ export function cachedDbOver(db: DbEngine, { cache, owned }: ResolvedCache, { se
   }
 
   async function cacheDelete(key: string): Promise<void> {
-    const done = await attempt('delete', key, () => cache.delete(cacheKey(key)))
+    const done = await attempt('delete', key, () => entry.delete(cacheKey(key)))
     if (done === SKIPPED) markStale(key)
     else stale.delete(key)
   }
@@ -343,8 +375,14 @@ export function cachedDbOver(db: DbEngine, { cache, owned }: ResolvedCache, { se
       // Never looked up: Django's test_load_overlong_key (memcached refuses long keys).
       if (!isServerKey(key)) return null
       if (!options?.fresh && trusted(key)) {
-        const hit = await attempt('read', key, () => cache.get(cacheKey(key)))
-        if (hit !== SKIPPED && hit !== null) {
+        const hit = await attempt('read', key, () => entry.get(cacheKey(key)))
+        if (hit !== SKIPPED && hit !== null && typeof hit !== 'string') {
+          // Django's entry: no signing time and no database version. A fixed expiry date is
+          // checked on the app's clock; a save of it first reads the row (see DJANGO_HIT).
+          const expiry = hit.data.get(EXPIRY_KEY)
+          if (typeof expiry === 'string' && parsePythonIso(expiry) <= settings.now()) return null
+          if (hit.data.size > 0) return hit
+        } else if (hit !== SKIPPED && hit !== null) {
           const data = codec.decode(hit, name)
           // The cache's own TTL runs on its clock (Redis: whole seconds); this check on the app's.
           if (expiresAt(hit, data) <= settings.now()) return null
@@ -361,20 +399,23 @@ export function cachedDbOver(db: DbEngine, { cache, owned }: ResolvedCache, { se
       const data = codec.decode(stored, name)
       // TTL = seconds until the row expires (Django: get_expiry_age(expiry=s.expire_date)).
       const ttl = Math.floor((expiresAt(stored, data) - settings.now()) / 1000)
-      if (ttl > 0) await cacheWrite(key, stored, ttl)
+      if (ttl > 0) await cacheWrite(key, stored, data, ttl)
       else if (stale.has(key)) await cacheDelete(key)
       return { data, version: stored }
     },
 
     async exists(key) {
       if (isServerKey(key) && trusted(key)) {
-        const hit = await attempt('read', key, () => cache.has(cacheKey(key)))
+        const hit = await attempt('read', key, () => entry.has(cacheKey(key)))
         if (hit === true) return true
       }
       return driver.exists(key)
     },
 
     async save(key, data, { mustCreate, expireDate, expiryAge, expected }) {
+      // Loaded from Django's cache entry: no database version to compare with. Lose the
+      // compare-and-set at once, so that the session reads the row and merges (one read more).
+      if (!mustCreate && expected?.startsWith(DJANGO_HIT)) throw new UpdateError()
       const encoded = codec.encode(data)
       if (mustCreate) {
         if (!(await driver.insert(key, encoded, expireDate))) throw new CreateError()
@@ -385,7 +426,7 @@ export function cachedDbOver(db: DbEngine, { cache, owned }: ResolvedCache, { se
         throw new UpdateError()
       }
       // A TTL ≤ 0 deletes the entry (SessionCache contract).
-      await cacheWrite(key, encoded, expiryAge)
+      await cacheWrite(key, encoded, data, expiryAge)
       return { key, version: encoded }
     },
 
@@ -396,6 +437,16 @@ export function cachedDbOver(db: DbEngine, { cache, owned }: ResolvedCache, { se
 
     clearExpired(onProgress) {
       return db.clearExpired(onProgress)
+    },
+
+    versionData(version) {
+      if (!version.startsWith(DJANGO_HIT)) return codec.decode(version, name)
+      if (!django || version === DJANGO_HIT) return new Map()
+      try {
+        return loadSession(django.format, django.store.valueOf(version.slice(DJANGO_HIT.length)))
+      } catch {
+        return new Map()
+      }
     },
 
     // Session locks live in the database (the truth), never in the cache.
