@@ -110,7 +110,7 @@ for (const engine of engines) {
       counts.loads = 0
       counts.saves = 0
       await get('/set?k=b', setCookie)
-      assert.deepEqual(counts, { loads: 1, saves: 1 })
+      assert.deepEqual(counts, engine.roundTrips ?? { loads: 1, saves: 1 })
     })
   })
 }

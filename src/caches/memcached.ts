@@ -448,19 +448,27 @@ export function memcachedCache(options: MemcachedCacheOptions): MemcachedCache {
       return casWrite(prefix + key, Buffer.from(value, 'utf8'), 0, ttl, seen.cas)
     },
     /**
-     * `add <prefix>lock:<key>` with the token (memcached expires it in whole seconds, rounded
-     * up), polled until `waitMs`; released by a `cas` on the token's entry, so only its holder
-     * removes it.
+     * `add <prefix>lock:<key>` holding `<token> <expires at, ms>`, polled until `waitMs`. memcached
+     * expires entries in whole seconds, so the lock's own deadline (milliseconds) decides: a lock
+     * past it is taken over with a `cas` (atomic, one winner). Released by a `cas` on the
+     * holder's token, so only its holder removes it.
      */
     async lock(key, lockOptions) {
       const { waitMs, ttlMs } = checkLockOptions(lockOptions)
       const lockKey = `${prefix}lock:${key}`
       const token = lockToken()
-      const ttl = Math.max(1, Math.ceil(ttlMs / 1000))
-      await pollLock(async () => (await store('add', lockKey, Buffer.from(token), 0, exptime(ttl))) === 'STORED', waitMs)
+      const ttl = Math.ceil(ttlMs / 1000) + 1
+      const value = () => Buffer.from(`${token} ${Date.now() + ttlMs}`, 'latin1')
+      await pollLock(async () => {
+        if ((await store('add', lockKey, value(), 0, exptime(ttl))) === 'STORED') return true
+        const held = await gets(lockKey)
+        if (held === null) return false // released meanwhile: the next attempt adds it
+        const expiresAt = Number(held.bytes.toString('latin1').split(' ')[1])
+        return !(expiresAt > Date.now()) && casWrite(lockKey, value(), 0, ttl, held.cas)
+      }, waitMs)
       return async () => {
         const entry = await gets(lockKey)
-        if (entry !== null && entry.bytes.toString('latin1') === token) await casWrite(lockKey, entry.bytes, 0, 0, entry.cas)
+        if (entry !== null && entry.bytes.toString('latin1').startsWith(`${token} `)) await casWrite(lockKey, entry.bytes, 0, 0, entry.cas)
       }
     },
     async delete(key) {
