@@ -25,6 +25,9 @@ export interface DjangoEnv {
   SESSION_COOKIE_NAME?: string
   SESSION_COOKIE_AGE?: string
   SECRET_KEY_FALLBACKS?: string
+  SESSION_FILE_PATH?: string
+  /** Django's `CACHES` as JSON. */
+  DJANGO_CACHES?: string
 }
 
 export type Probe = { ok: true; version: string; versionInfo: [number, number, number] } | { ok: false; reason: string }

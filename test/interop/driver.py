@@ -89,6 +89,8 @@ def op_create(req):
     NaN), with `expiry` when given; saved."""
     s = store()()
     s.update(json.loads(req["valuesJson"]) if "valuesJson" in req else req.get("values", {}))
+    if "datetimeKey" in req:  # a value only a pickling cache can hold
+        s[req["datetimeKey"]] = datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     if "expiry" in req:
         s.set_expiry(req["expiry"])
     s.save()
@@ -112,6 +114,25 @@ def op_update(req):
         s.set_expiry(req["expiry"])
     s.save()
     return with_row(describe(s))
+
+
+def op_cycle(req):
+    """`cycle_key()` of the session under `key` (Django's login): the data under a new key, the old one deleted."""
+    s = store()(req["key"])
+    s.cycle_key()
+    return with_row(describe(s))
+
+
+def op_flush(req):
+    """`flush()` of the session under `key` (Django's logout)."""
+    s = store()(req["key"])
+    s.load()
+    s.flush()
+    return {"key": s.session_key}
+
+
+def op_exists(req):
+    return store()().exists(req["key"])
 
 
 def op_row(req):
@@ -200,9 +221,11 @@ OPS = {name[3:]: fn for name, fn in globals().items() if name.startswith("op_")}
 
 
 def safe(value):
-    """JSON has no NaN or infinities (Python writes them anyway): tag them, so the answer stays JSON."""
+    """JSON has no NaN, infinities or datetimes (Python writes the first two anyway): tag them, so the answer stays JSON."""
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
         return {"$float": repr(value)}
+    if isinstance(value, datetime):
+        return {"$datetime": value.isoformat()}
     if isinstance(value, dict):
         return {k: safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

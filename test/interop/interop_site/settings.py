@@ -3,7 +3,7 @@
 SECRET_KEY (required), SECRET_KEY_FALLBACKS (JSON list; Django >= 4.1 only), DATABASE_URL
 (default sqlite:///db.sqlite3), SESSION_ENGINE (`db`, `signed_cookies`, ... or the dotted
 module), SESSION_COOKIE_NAME, SESSION_COOKIE_DOMAIN, SESSION_COOKIE_AGE,
-SESSION_EXPIRE_AT_BROWSER_CLOSE.
+SESSION_EXPIRE_AT_BROWSER_CLOSE, SESSION_FILE_PATH, DJANGO_CACHES (the CACHES setting, as JSON).
 """
 import json
 import os
@@ -31,6 +31,10 @@ SESSION_COOKIE_NAME = env.get("SESSION_COOKIE_NAME") or "sessionid"
 SESSION_COOKIE_DOMAIN = env.get("SESSION_COOKIE_DOMAIN") or None
 SESSION_COOKIE_AGE = int(env.get("SESSION_COOKIE_AGE") or 1209600)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = (env.get("SESSION_EXPIRE_AT_BROWSER_CLOSE") or "").lower() in ("1", "true", "yes", "on")
+SESSION_FILE_PATH = env.get("SESSION_FILE_PATH") or None
+# DJANGO_CACHES: Django's CACHES setting as JSON (django-redis, PyMemcacheCache, ...); default LocMemCache.
+if env.get("DJANGO_CACHES"):
+    CACHES = json.loads(env["DJANGO_CACHES"])
 
 LOGGING = {
     "version": 1,
