@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import net from 'node:net'
 import { capturingLogger } from 'sessionkit/testing'
+import { createSessions } from 'sessionkit'
 import { memcachedCache, murmur3, rendezvousNode } from '../src/caches/memcached.ts'
 import { describeCacheContract } from './helpers/cache-contract.ts'
 import { memcachedAvailable, startMemcached } from './helpers/memcached.ts'
@@ -38,7 +39,25 @@ function rawGet(port: number, key: string): Promise<string> {
   })
 }
 
-describeCacheContract('Memcached (one server of the test’s own)', () => ({ cache: memcachedCache({ servers: servers[0]!.location, prefix: `sk:${randomBytes(4).toString('hex')}:` }) }), { skip: skip || false })
+/** The remaining TTL of `key` on a server, by memcached's meta command (`mg <key> t` → `HD t<seconds>`). */
+function rawTtl(port: number, key: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: '127.0.0.1', port })
+    socket.on('connect', () => socket.write(`mg ${key} t\r\n`))
+    socket.on('data', (d) => {
+      socket.destroy()
+      const m = /t(-?\d+)/.exec(d.toString('latin1'))
+      if (m) resolve(Number(m[1]))
+      else reject(new Error(`no TTL for ${key}: ${d.toString('latin1')}`))
+    })
+    socket.on('error', reject)
+  })
+}
+
+describeCacheContract('Memcached (one server of the test’s own)', () => {
+  const prefix = `sk:${randomBytes(4).toString('hex')}:`
+  return { cache: memcachedCache({ servers: servers[0]!.location, prefix }), ttlOf: (key) => rawTtl(servers[0]!.port, prefix + key) }
+}, { skip: skip || false })
 describeCacheContract('Memcached (three servers)', () => ({ cache: memcachedCache({ servers: servers.map((s) => s.location), prefix: `sk:${randomBytes(4).toString('hex')}:` }) }), { skip: skip || false })
 
 describe('pymemcache’s server choice', { skip: pySkip }, () => {
@@ -179,4 +198,47 @@ describe('Memcached cache behaviour', { skip: skip || false }, () => {
     assert.throws(() => memcachedCache({ servers: 'unix:/tmp/m.sock' }), /UNIX sockets are not supported/)
     assert.throws(() => memcachedCache({ servers: 'host:99999' }), /host:port/)
   })
+})
+
+describe('cached_db over Memcached when Memcached is down', { skip: skip || false }, () => {
+  for (const cacheFormat of ['signed', 'django'] as const) {
+    it(`serves sessions from the database, logs the outage once, and uses the cache again when it is back (${cacheFormat} format)`, async () => {
+      const [server] = await startMemcached(1)
+      const logger = capturingLogger()
+      const sessions = createSessions({
+        secretKey: 'memcached-down-secret',
+        engine: 'cached_db',
+        databaseUrl: 'sqlite::memory:',
+        cacheFormat,
+        logger,
+        caches: { default: memcachedCache({ servers: server!.location, timeoutMs: 300 }) },
+      })
+      try {
+        await sessions.ready()
+        const s = sessions.session()
+        s.set('user', 'alice')
+        await s.save()
+        const key = s.sessionKey!
+        await server!.stop()
+        for (let i = 0; i < 3; i++) {
+          const again = sessions.session(key)
+          await again.load()
+          assert.equal(again.get('user'), 'alice', 'served from the database')
+        }
+        const changed = sessions.session(key)
+        await changed.load()
+        changed.set('seen', true)
+        await changed.save()
+        assert.equal(logger.errors.filter((m) => /the cache failed/.test(m)).length, 1, JSON.stringify(logger.errors))
+        await server!.restart()
+        const engine = sessions.engine as unknown as { repairStale(): Promise<void> }
+        await engine.repairStale()
+        const back = sessions.session(key)
+        await back.load()
+        assert.deepEqual(Object.fromEntries(back.entries()), { user: 'alice', seen: true })
+      } finally {
+        await sessions.close()
+      }
+    })
+  }
 })
