@@ -10,6 +10,7 @@ import { inflateSync } from 'node:zlib'
 import { djangoCacheFormat, dumpSession, dumpValue, loadSession, loadValue, makeKey, type DjangoCacheBackend } from '../src/caches/django.ts'
 import type { PickleProtocol } from '../src/caches/pickle.ts'
 import { assertSame, unpack, untag } from './helpers/pickle.ts'
+import { createSessions, fromEnv, memoryCache, resolveSettings, type SessionCache } from 'sessionkit'
 
 interface Backend {
   backend: DjangoCacheBackend
@@ -70,5 +71,47 @@ describe("Django's cache format", () => {
     assert.throws(() => djangoCacheFormat({ pickleProtocol: 1 as PickleProtocol }), /PICKLE_VERSION/)
     assert.throws(() => djangoCacheFormat({ version: 1.5 }), /VERSION/)
     assert.throws(() => djangoCacheFormat({ backend: 'pymemcache', keyPrefix: 'a b' }), /spaces or control characters/)
+  })
+})
+
+describe('cacheFormat setting', () => {
+  it('defaults to sessionkit’s signed entries and takes "django" or Django’s options, from settings or SESSION_CACHE_FORMAT', () => {
+    assert.equal(resolveSettings({ secretKey: 'k' }).cacheFormat, 'signed')
+    assert.equal(resolveSettings({ secretKey: 'k', cacheFormat: 'django' }).cacheFormat, 'django')
+    assert.deepEqual(resolveSettings({ secretKey: 'k', cacheFormat: { keyPrefix: 'site', version: 2 } }).cacheFormat, { keyPrefix: 'site', version: 2 })
+    assert.equal(fromEnv({ SESSION_CACHE_FORMAT: 'django' }).cacheFormat, 'django')
+    assert.deepEqual(fromEnv({ SESSION_CACHE_FORMAT: '{"backend": "redis", "keyPrefix": "p"}' }).cacheFormat, { backend: 'redis', keyPrefix: 'p' })
+    assert.throws(() => fromEnv({ SESSION_CACHE_FORMAT: 'pickle' }), /SESSION_CACHE_FORMAT must be signed, django or a JSON object/)
+  })
+
+  it('stops start-up with one line naming what is wrong', () => {
+    assert.throws(() => resolveSettings({ secretKey: 'k', cacheFormat: 'Django' as 'django' }), /cacheFormat must be "signed", "django" or an object/)
+    assert.throws(() => resolveSettings({ secretKey: 'k', cacheFormat: { compressor: 'lz4' as 'zlib' } }), /compressor must be "zlib" or null/)
+    assert.throws(() => createSessions({ secretKey: 'k', engine: 'cache', cacheFormat: { backend: 'pymemcache' }, caches: { default: { ...memoryCache(), django: { ...memoryCache().django!, kind: 'redis' } } } }), /"pymemcache" is a Memcached backend, but the cache is Redis/)
+    const noDjango: SessionCache = { ...memoryCache(), name: 'custom', django: undefined }
+    assert.throws(() => createSessions({ secretKey: 'k', engine: 'cache', cacheFormat: 'django', caches: { default: noDjango } }), /needs a cache that can hold Django's entries/)
+  })
+
+  it('in Django’s format, the cache engine stores the dict Django reads under Django’s key, with the expiry age as TTL', async () => {
+    let now = 1_700_000_000_000
+    const clock = () => now
+    const cache = memoryCache({ now: clock })
+    const sessions = createSessions({ secretKey: 'k', now: clock, engine: 'cache', cacheFormat: { keyPrefix: 'site', version: 3 }, caches: { default: cache } })
+    try {
+      const s = sessions.session()
+      s.set('user', 'alice')
+      s.setExpiry(600)
+      await s.save()
+      const entry = await cache.django!.get(`site:3:django.contrib.sessions.cache${s.sessionKey}`)
+      assert.ok(entry, 'under KEY_PREFIX:VERSION:django.contrib.sessions.cache<key>')
+      assert.deepEqual(loadSession(djangoCacheFormat({}), entry.value), new Map<string, unknown>([['user', 'alice'], ['_session_expiry', 600]]))
+      assert.equal(await cache.get(s.sessionKey!), null, 'nothing in sessionkit’s own format')
+      now += 599_000
+      assert.equal(await cache.django!.has(`site:3:django.contrib.sessions.cache${s.sessionKey}`), true, 'alive before the expiry age')
+      now += 2_000
+      assert.equal(await cache.django!.has(`site:3:django.contrib.sessions.cache${s.sessionKey}`), false, 'gone after it: the TTL is the expiry age')
+    } finally {
+      await sessions.close()
+    }
   })
 })
