@@ -242,3 +242,18 @@ describe('cached_db over Memcached when Memcached is down', { skip: skip || fals
     })
   }
 })
+
+describe('Memcached errors that are not outages', { skip: skip || false }, () => {
+  it('a value over memcached’s item size fails that save (503) without marking the server down or logging an outage', async () => {
+    const logger = capturingLogger()
+    const cache = memcachedCache({ servers: servers[0]!.location, prefix: `big:${randomBytes(4).toString('hex')}:`, logger })
+    try {
+      await assert.rejects(cache.set('k', 'x'.repeat(2 * 1024 * 1024), 60), { code: 'ERR_STORE_UNAVAILABLE' })
+      assert.deepEqual(logger.errors, [])
+      await cache.set('k', 'small', 60)
+      assert.equal(await cache.get('k'), 'small')
+    } finally {
+      await cache.close()
+    }
+  })
+})

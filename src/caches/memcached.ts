@@ -61,6 +61,9 @@ interface Pending {
   timer: NodeJS.Timeout
 }
 
+/** memcached answered, with an error (`SERVER_ERROR object too large for cache`): the server is up. */
+class ReplyError extends Error {}
+
 /** memcached's longest relative expiry (30 days); Django switches to absolute times above it. */
 const MAX_RELATIVE_EXPIRY = 60 * 60 * 24 * 30
 
@@ -194,10 +197,10 @@ class Server {
         this.buffer = Buffer.alloc(0)
         this.abortAll(new Error('the connection closed'))
       })
-      socket.once('error', (error) => {
+      socket.on('error', (error) => {
         clearTimeout(timer)
         this.connecting = null
-        reject(error)
+        reject(error) // before the connection; afterwards 'close' follows and fails what waits
       })
     })
     return this.connecting
@@ -237,7 +240,7 @@ class Server {
       }
       return reply
     } catch (error) {
-      this.fail(error as Error)
+      if (!(error instanceof ReplyError)) this.fail(error as Error)
       throw new StoreUnavailable(`sessionkit: Memcached at ${this.name} failed: ${(error as Error).message}`, { cause: error })
     }
   }
@@ -250,7 +253,7 @@ class Server {
       if (reply === null) return
       this.queue.shift()
       clearTimeout(head.timer)
-      if (reply.kind === 'line' && /^(ERROR|CLIENT_ERROR|SERVER_ERROR)/.test(reply.line)) head.reject(new Error(`memcached answered ${reply.line}`))
+      if (reply.kind === 'line' && /^(ERROR|CLIENT_ERROR|SERVER_ERROR)/.test(reply.line)) head.reject(new ReplyError(`memcached answered ${reply.line}`))
       else head.resolve(reply)
     }
   }
