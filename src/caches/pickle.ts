@@ -106,6 +106,15 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true })
 
 /** Python's `bytes.decode('utf-8', 'surrogatepass')`: strict UTF-8, lone surrogates (ED A0–BF xx) allowed. */
 function decodeUtf8(bytes: Uint8Array, at: number): string {
+  // ASCII, the usual case (keys, ids, hashes): no decoder needed.
+  let ascii = true
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i]! > 0x7f) {
+      ascii = false
+      break
+    }
+  }
+  if (ascii) return bytes.length < 64 ? String.fromCharCode.apply(null, bytes as unknown as number[]) : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('latin1')
   try {
     return UTF8.decode(bytes)
   } catch {
@@ -155,6 +164,7 @@ function encodeUtf8(s: string): Buffer {
   return Buffer.from(parts)
 }
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+const ASCII = /^[\x00-\x7f]*$/
 
 /** Python's `raw_unicode_escape` decoding (protocol 0 `UNICODE`): `\uXXXX`/`\UXXXXXXXX` after an odd run of backslashes; other bytes are Latin-1. */
 function decodeRawUnicodeEscape(bytes: Uint8Array, at: number): string {
@@ -723,6 +733,14 @@ export function dumps(value: unknown, protocol: PickleProtocol = 5): Buffer {
       const known = singletons.get(s)
       if (known !== undefined) return getMemo(known)
       singletons.set(s, memoSize)
+    }
+    if (protocol >= 4 && s.length <= 0xff && ASCII.test(s)) {
+      // The usual case: a short ASCII string, written in place (no intermediate buffer).
+      frame.reserve(2 + s.length)
+      frame.buf[frame.len++] = 0x8c
+      frame.buf[frame.len++] = s.length
+      frame.len += frame.buf.write(s, frame.len, 'latin1')
+      return memoize(null)
     }
     const encoded = encodeUtf8(s)
     const n = encoded.length
