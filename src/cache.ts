@@ -3,9 +3,10 @@
  * interface with expiry (Django: the `CACHES` backend under `SESSION_CACHE_ALIAS`), and the
  * resolution of `settings.cacheAlias` to one.
  *
- * What is stored is the codec's signed session string, not the raw data: Django's cache
- * backend pickles the dict (a Node process cannot share that cache with Django anyway),
- * and a signed value means whoever can write to the cache cannot inject session data.
+ * What is stored, by default, is the codec's signed session string, not the raw data: a
+ * signed value means whoever can write to the cache cannot inject session data. Django's
+ * cache backends pickle the dict instead; `cacheFormat: 'django'` writes and reads those
+ * entries (through a cache's `django` store, see `caches/django.ts`) to share them with Django.
  */
 import { ImproperlyConfigured } from './errors.js'
 import type { Settings } from './settings.js'

@@ -6,8 +6,9 @@
  *
  * Keys are `<prefix><session key>` with no separator, as Django's cache session backend
  * builds them (`KEY_PREFIX = "django.contrib.sessions.cache"`). Django's cache layer adds
- * `:1:` in front, and stores a pickled dict; sessionkit stores the signed session string,
- * so the two cannot share entries anyway.
+ * `:1:` in front, and stores a pickled dict; sessionkit stores the signed session string.
+ * Over ioredis the cache also has a `django` store: Django's exact keys and bytes, for
+ * `cacheFormat: 'django'` (node-redis clients do not have it: their replies are strings).
  *
  * Every method is one Redis command (one round trip): `GET`, `SET … EX`, `SET … EX NX`,
  * `SET … EX XX`, `DEL`, `EXISTS`. A single key per command, so Redis Cluster routes each.

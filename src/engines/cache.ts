@@ -3,8 +3,9 @@
  * expire there by the cache's own time to live. Django: `django.contrib.sessions.backends.cache`.
  *
  * Differences from Django, on purpose:
- * - the cache holds the codec's signed string (Django pickles the raw dict), so whoever can
- *   write to the cache cannot forge session data;
+ * - by default the cache holds the codec's signed string (Django pickles the raw dict), so
+ *   whoever can write to the cache cannot forge session data (`cacheFormat: 'django'`, below,
+ *   shares Django's entries instead);
  * - a cache that fails on load throws (the middleware answers 503) instead of logging the
  *   visitor out silently; a missing key is still "no session";
  * - an update is one atomic `SET … XX` instead of Django's `get` then `set`, so a session

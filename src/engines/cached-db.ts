@@ -13,7 +13,10 @@
  * ({@link CACHED_DB_KEY_PREFIX}), behind whatever prefix the cache driver adds: none for the
  * in-process cache and for the Redis cache made from `redisUrl`; `redisCache(client)` adds
  * its own default prefix (the `cache` engine's), so pass `redisCache(client, { prefix: '' })`
- * for Django's exact key. The cached value is the codec's signed string, the same text as
+ * for Django's exact key. With `cacheFormat: 'django'` the entry is Django's own instead
+ * (`KEY_PREFIX:VERSION:django.contrib.sessions.cached_db<key>`, the pickled dict), which a
+ * Django `cached_db` on the same cache reads and writes; see `DJANGO_HIT` for what a cache
+ * hit then costs a save. Otherwise the cached value is the codec's signed string, the same text as
  * the `session_data` column; a cached value that decodes to nothing (tampered, or written by
  * something else) counts as a miss. A fill after a miss lives until the row expires: the session's
  * signing time (inside that text) plus its expiry, which is how `expire_date` was computed
