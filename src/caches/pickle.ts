@@ -104,17 +104,18 @@ function fail(message: string, at?: number): never {
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true })
 
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice(this: Uint8Array, start: number, end: number): string }).latin1Slice
+
+/** `data[start, end)` as `decodeUtf8` reads it; ASCII (keys, ids, hashes: the usual case) without a decoder or a copy. */
+function decodeUtf8Range(data: Uint8Array, start: number, end: number, at: number): string {
+  let i = start
+  while (i < end && data[i]! < 0x80) i++
+  if (i === end) return latin1Slice.call(data, start, end)
+  return decodeUtf8(data.subarray(start, end), at)
+}
+
 /** Python's `bytes.decode('utf-8', 'surrogatepass')`: strict UTF-8, lone surrogates (ED A0–BF xx) allowed. */
 function decodeUtf8(bytes: Uint8Array, at: number): string {
-  // ASCII, the usual case (keys, ids, hashes): no decoder needed.
-  let ascii = true
-  for (let i = 0; i < bytes.length; i++) {
-    if (bytes[i]! > 0x7f) {
-      ascii = false
-      break
-    }
-  }
-  if (ascii) return bytes.length < 64 ? String.fromCharCode.apply(null, bytes as unknown as number[]) : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('latin1')
   try {
     return UTF8.decode(bytes)
   } catch {
@@ -319,14 +320,26 @@ export function loads(data: Uint8Array, limits: PickleLimits = {}): PyValue {
     pos += n
     return out
   }
-  const u8 = (at: number): number => bytes(1, at)[0]!
+  const u8 = (at: number): number => {
+    need(1, at)
+    return data[pos++]!
+  }
+  /** A UTF-8 string of `n` bytes at the read position. */
+  const text = (n: number, at: number): string => {
+    need(n, at)
+    const start = pos
+    pos += n
+    return decodeUtf8Range(data, start, pos, at)
+  }
   const u16 = (at: number): number => {
     const b = bytes(2, at)
     return b[0]! | (b[1]! << 8)
   }
   const u32 = (at: number): number => {
-    const b = bytes(4, at)
-    return (b[0]! | (b[1]! << 8) | (b[2]! << 16)) + b[3]! * 0x1000000
+    need(4, at)
+    const v = (data[pos]! | (data[pos + 1]! << 8) | (data[pos + 2]! << 16)) + data[pos + 3]! * 0x1000000
+    pos += 4
+    return v
   }
   const i32 = (at: number): number => u32(at) | 0
   const u64 = (at: number): number => {
@@ -469,13 +482,13 @@ export function loads(data: Uint8Array, limits: PickleLimits = {}): PyValue {
         push(decodeRawUnicodeEscape(Buffer.from(line(at), 'latin1'), at))
         break
       case 0x8c: // SHORT_BINUNICODE
-        push(decodeUtf8(bytes(u8(at), at), at))
+        push(text(u8(at), at))
         break
       case 0x58: // BINUNICODE
-        push(decodeUtf8(bytes(u32(at), at), at))
+        push(text(u32(at), at))
         break
       case 0x8d: // BINUNICODE8
-        push(decodeUtf8(bytes(u64(at), at), at))
+        push(text(u64(at), at))
         break
       case 0x53: // STRING (a Python 2 str repr)
         push(decodeStringRepr(line(at), at))
