@@ -115,11 +115,6 @@ interface Config {
   inspect?(key: string): Promise<void>
 }
 
-/** Only the cache engine stores what Django's JSON serializer cannot (cached_db writes the row first, file and db sign JSON). */
-function skipUnlessCacheEngine(config: Config): string | false {
-  return config.title.startsWith('cache on') ? false : 'only the cache engine holds pickled values outside JSON'
-}
-
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 const configs: Config[] = [
@@ -269,7 +264,8 @@ for (const config of configs) {
       assert.equal(back.types['float'], 'float')
     })
 
-    it('a Django session holding a datetime (pickled by the cache) is an unreadable session on Node, logged, and left intact for Django', { skip: skipUnlessCacheEngine(config) }, async () => {
+    // Only the cache engine stores what Django's JSON serializer cannot (cached_db writes the row first).
+    if (config.title.startsWith('cache on')) it('a Django session holding a datetime (pickled by the cache) is an unreadable session on Node, logged, and left intact for Django', async () => {
       const made = await dj.call<DjangoSession>('create', { values: { username: 'frank' }, datetimeKey: 'lastSeen' })
       const before = logger.warnings.length
       const read = await skLoad(sessions, made.key!)
