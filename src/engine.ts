@@ -133,10 +133,3 @@ export interface EngineContext {
 
 /** Builds an engine; may be async (opening a database). Plug a custom engine in as `settings.engine`. */
 export type EngineFactory = (context: EngineContext) => Engine | Promise<Engine>
-
-const SERVER_KEY = /^[a-z0-9]{8,40}$/
-
-/** The default key check of server-side engines: 8 to 40 characters of `[a-z0-9]`. */
-export function isServerKey(key: string): boolean {
-  return SERVER_KEY.test(key)
-}

@@ -5,7 +5,9 @@
  */
 import { parseCookie } from 'cookie'
 import { SessionError, SessionInterrupted, StoreUnavailable, UpdateError, SessionDataError } from './errors.js'
-import { createCodec, reportSuspicious, type SessionCodec } from './codec.js'
+import { createCodec, type SessionCodec } from './codec.js'
+import { redactSessionKeys } from './redact.js'
+import { reportSuspicious } from './suspicious.js'
 import { resolveSettings, type Settings } from './settings.js'
 import { Session, type SessionBackend, type SessionData } from './session.js'
 import { createEngine } from './engines/index.js'
@@ -292,15 +294,13 @@ export class Sessions<T extends object = SessionData> implements SessionBackend 
   }
 
   /**
-   * `key` is cut out of the message: a store's error may quote it, and logs never get a key.
-   * So is anything shaped like a key we make (32 of `[a-z0-9]`, at the end of a run, as in
-   * `<prefix><key>`): a failed create quotes a fresh key the middleware never saw, and the
-   * store may hold it all the same (a write that timed out after it landed).
+   * Session keys are cut out of the message (`redactSessionKeys`): a store's error may quote
+   * `key`, or a fresh key the middleware never saw (a failed create), which the store may hold
+   * all the same (a write that timed out after it landed).
    */
   #storeError(error: unknown, what: string, key?: string | null): unknown {
     if (error instanceof SessionError && !(error instanceof StoreUnavailable)) return error
-    const redact = (text: string): string =>
-      (key ? text.split(key).join('<session key>') : text).replace(/[a-z0-9]{32}(?![a-z0-9])/g, '<session key>')
+    const redact = (text: string): string => redactSessionKeys(text, key)
     if (what === 'save' && (error instanceof TypeError || error instanceof RangeError)) {
       // Thrown by the serializer (a value JSON cannot hold, or nesting past the stack): the
       // application's data, not the store, is at fault.

@@ -8,8 +8,9 @@ import os from 'node:os'
 import { stringifySetCookie } from 'cookie'
 import { ImproperlyConfigured } from './errors.js'
 import { JSONSerializer, type Serializer } from './serializers.js'
+import { redactUrl } from './redact.js'
 import type { EngineFactory } from './engine.js'
-import type { SessionCache } from './cache.js'
+import type { SessionCache } from './caches/cache.js'
 
 /** The built-in engines, by Django's module names without the package prefix. */
 export type EngineName = 'db' | 'file' | 'cache' | 'cached_db' | 'signed_cookies'
@@ -323,13 +324,6 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
   const out: Partial<T> = {}
   for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v
   return out
-}
-
-/** A URL with its password replaced by `***`, for error messages and logs. */
-export function redactUrl(url: string): string {
-  // The user information ends at the last "@" before the path, query or fragment (WHATWG URL),
-  // so a password may itself contain "@" or ":".
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#]*:)[^/?#]*@/i, '$1***@')
 }
 
 const ENV_ENGINE_PREFIX = 'django.contrib.sessions.backends.'

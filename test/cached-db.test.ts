@@ -28,12 +28,13 @@ import {
   type Settings,
 } from 'sessionkit'
 import { capturingLogger, manualClock, type ManualClock } from 'sessionkit/testing'
-import type { SessionCache } from '../src/cache.ts'
-import { memoryCache } from '../src/drivers/memory.ts'
-import { redisCache, redisCacheFromUrl } from '../src/drivers/redis.ts'
+import type { SessionCache } from '../src/caches/cache.ts'
+import { memoryCache } from '../src/caches/memory.ts'
+import { redisCache, redisCacheFromUrl } from '../src/caches/redis.ts'
 import { openSqlite } from '../src/drivers/sqlite.ts'
 import { postgresDriver } from '../src/drivers/postgres.ts'
-import { sqlEngine, type SqlDriver } from '../src/engines/db.ts'
+import { sqlEngine } from '../src/engines/db.ts'
+import type { SqlDriver } from '../src/drivers/sql.ts'
 import {
   CACHED_DB_KEY_PREFIX,
   CACHED_DB_RETRY_MS,

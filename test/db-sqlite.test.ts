@@ -12,7 +12,8 @@ import path from 'node:path'
 import { createSessions, type Settings } from 'sessionkit'
 import { capturingLogger, manualClock, dataOf } from 'sessionkit/testing'
 import { CLEAR_BATCH_SIZE, parseDatabaseUrl, type DbEngine } from '../src/engines/db.ts'
-import { loadBetterSqlite3, toDjangoDateTime, type SqliteDriver } from '../src/drivers/sqlite.ts'
+import { loadBetterSqlite3, type SqliteDriver } from '../src/drivers/sqlite.ts'
+import { toDjangoDateTime } from '../src/drivers/sql.ts'
 
 const dir = mkdtempSync(path.join(tmpdir(), 'sessionkit-db-sqlite-'))
 after(() => rmSync(dir, { recursive: true, force: true }))

@@ -18,7 +18,7 @@ import {
 } from 'sessionkit'
 import { TimestampSigner } from 'sessionkit/signing'
 import { capturingLogger, manualClock } from 'sessionkit/testing'
-import { parsePythonIso, toPythonIso } from '../src/session.ts'
+import { parsePythonIso, toPythonIso } from '../src/expiry.ts'
 
 const SECRET = 'django-insecure-test-secret-key-0123456789'
 

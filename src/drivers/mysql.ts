@@ -25,9 +25,8 @@
  */
 import { createRequire } from 'node:module'
 import { ImproperlyConfigured } from '../errors.js'
-import { redactUrl } from '../settings.js'
-import type { MigrateReport, SqlDriver } from '../engines/db.js'
-import { toDjangoDateTime, type SqlStats } from './sqlite.js'
+import { redactUrl } from '../redact.js'
+import { toDjangoDateTime, type MigrateReport, type SqlDriver, type SqlStats } from './sql.js'
 
 /**
  * Django's table on MySQL (Django's column types), InnoDB in utf8mb4, which Django's

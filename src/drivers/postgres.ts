@@ -26,9 +26,8 @@
  */
 import { createRequire } from 'node:module'
 import { ImproperlyConfigured } from '../errors.js'
-import { redactUrl } from '../settings.js'
-import type { MigrateReport, SqlDriver } from '../engines/db.js'
-import type { SqlStats } from './sqlite.js'
+import { redactUrl } from '../redact.js'
+import type { MigrateReport, SqlDriver, SqlStats } from './sql.js'
 
 /** Django's table, as `sessions.0001_initial` creates it on PostgreSQL (with `IF NOT EXISTS`). */
 export const CREATE_TABLE =

@@ -13,7 +13,7 @@
 import { createRequire } from 'node:module'
 import type BetterSqlite3 from 'better-sqlite3'
 import { ImproperlyConfigured } from '../errors.js'
-import type { MigrateReport, SqlDriver } from '../engines/db.js'
+import { toDjangoDateTime, type MigrateReport, type SqlDriver, type SqlStats } from './sql.js'
 
 type DatabaseConstructor = typeof BetterSqlite3
 type Database = BetterSqlite3.Database
@@ -68,34 +68,6 @@ export function loadBetterSqlite3(load?: (id: string) => unknown): DatabaseConst
 
 function firstLine(message: string): string {
   return message.split('\n', 1)[0] ?? message
-}
-
-/**
- * `expire_date` as Django writes a `DateTimeField` on SQLite with `USE_TZ = True`:
- * `str()` of the naive UTC datetime, `YYYY-MM-DD HH:MM:SS.ffffff`, the fraction left out
- * when the microseconds are 0. SQLite compares these as text, and so does Django's query.
- */
-export function toDjangoDateTime(date: Date): string {
-  const year = date.getUTCFullYear()
-  // Python's datetime stops at year 9999; past it the text would no longer sort.
-  if (!(year >= 1 && year <= 9999)) throw new RangeError(`sessionkit: expire_date ${String(date)} is outside years 1 to 9999`)
-  const iso = date.toISOString() // 2030-01-02T03:04:05.678Z
-  const ms = date.getUTCMilliseconds()
-  return `${iso.slice(0, 10)} ${iso.slice(11, 19)}${ms === 0 ? '' : `.${String(ms).padStart(3, '0')}000`}`
-}
-
-/** Statements run, counted per kind; for tests and benchmarks. */
-export interface SqlStats {
-  /** Every statement the engine ran (schema checks excluded). */
-  statements: number
-  load: number
-  insert: number
-  update: number
-  delete: number
-  exists: number
-  clearExpired: number
-  /** Statements on the lock table (`session.lock()`): take, release, clear expired. */
-  lock: number
 }
 
 /** The SQLite driver; `database` is the better-sqlite3 handle, for tests and diagnostics. */

@@ -13,10 +13,45 @@
  * A session lost to eviction or a cache restart is gone: for sessions that must survive
  * those, use `cached_db`.
  */
-import { CreateError, UpdateError } from '../errors.js'
-import { resolveCache } from '../cache.js'
+import { CreateError, ImproperlyConfigured, UpdateError } from '../errors.js'
+import type { SessionCache } from '../caches/cache.js'
+import { memoryCache } from '../caches/memory.js'
+import { redisCacheFromUrl } from '../caches/redis.js'
 import { storedExpiresAt } from '../codec.js'
 import type { Engine, EngineContext, LockOptions, SessionMap } from '../engine.js'
+import type { Settings } from '../settings.js'
+
+/** The cache an engine uses, and whether the engine made it (and so must close it). */
+export interface ResolvedCache {
+  cache: SessionCache
+  /** `true` when made from `redisUrl` or the in-process default; `false` for a cache from `settings.caches`. */
+  owned: boolean
+}
+
+/**
+ * The cache `settings.cacheAlias` names (Django: `caches[SESSION_CACHE_ALIAS]`):
+ * 1. `settings.caches[cacheAlias]` when present: the user's cache, which the engine never closes;
+ * 2. for the alias `'default'` only: a Redis cache on `settings.redisUrl` when set (ioredis,
+ *    an optional peer), else an in-process LRU ({@link memoryCache}), as Django's default
+ *    `LocMemCache` — per process, so wrong behind a load balancer or a Node cluster;
+ * 3. any other alias that is missing: `ImproperlyConfigured` (Django: `InvalidCacheBackendError`).
+ */
+export function resolveCache(settings: Readonly<Settings>): ResolvedCache {
+  const alias = settings.cacheAlias
+  const configured = Object.hasOwn(settings.caches, alias) ? settings.caches[alias] : undefined
+  if (configured) return { cache: configured, owned: false }
+  if (alias !== 'default') {
+    const known = Object.keys(settings.caches)
+    throw new ImproperlyConfigured(
+      `sessionkit: cacheAlias ${JSON.stringify(alias)} is not in caches` +
+        ` (configured: ${known.length ? known.map((k) => JSON.stringify(k)).join(', ') : 'none'})`,
+    )
+  }
+  if (settings.redisUrl !== null) {
+    return { cache: redisCacheFromUrl(settings.redisUrl, { logger: settings.logger }), owned: true }
+  }
+  return { cache: memoryCache({ now: settings.now }), owned: true }
+}
 
 /**
  * The engine over the cache `settings.cacheAlias` names (see `resolveCache`): one cache

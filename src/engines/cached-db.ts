@@ -56,11 +56,15 @@
  * cache round trip).
  */
 import { CreateError, UpdateError } from '../errors.js'
-import { resolveCache, type ResolvedCache, type SessionCache } from '../cache.js'
-import { redisCacheFromUrl } from '../drivers/redis.js'
+import { redactSessionKeys } from '../redact.js'
+import type { SessionCache } from '../caches/cache.js'
+import { resolveCache, type ResolvedCache } from './cache.js'
+import { redisCacheFromUrl } from '../caches/redis.js'
 import { storedExpiresAt } from '../codec.js'
-import { isServerKey, type Engine, type EngineContext, type LoadedSession, type LockOptions, type SavedSession, type SaveOptions, type SessionMap } from '../engine.js'
-import { dbEngine, type DbEngine, type MigrateReport } from './db.js'
+import { isServerKey } from '../keys.js'
+import type { Engine, EngineContext, LoadedSession, LockOptions, SavedSession, SaveOptions, SessionMap } from '../engine.js'
+import { dbEngine, type DbEngine } from './db.js'
+import type { MigrateReport } from '../drivers/sql.js'
 
 /** Django's `KEY_PREFIX` of the cached_db backend. */
 export const CACHED_DB_KEY_PREFIX = 'django.contrib.sessions.cached_db'
@@ -170,9 +174,8 @@ export function cachedDbOver(db: DbEngine, { cache, owned }: ResolvedCache, { se
   let closing: Promise<void> | null = null
 
   function reason(error: unknown, key: string | null): string {
-    const text = error instanceof Error ? error.message || error.name : String(error)
     // A cache error may quote the key; logs never get one.
-    return key ? text.split(key).join('<session key>') : text
+    return redactSessionKeys(error instanceof Error ? error.message || error.name : String(error), key)
   }
 
   /** A cache operation failed: start an outage (logged once) or push the next health check back. */

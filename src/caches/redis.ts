@@ -16,9 +16,10 @@
  */
 import { createRequire } from 'node:module'
 import { ImproperlyConfigured, StoreUnavailable } from '../errors.js'
-import { ttlToSeconds, type SessionCache } from '../cache.js'
+import { ttlToSeconds, type SessionCache } from './cache.js'
 import { checkLockOptions, lockToken, pollLock } from '../lock.js'
-import { redactUrl, type Logger } from '../settings.js'
+import { redactUrl, urlScrubber } from '../redact.js'
+import type { Logger } from '../settings.js'
 
 /** Django's `KEY_PREFIX` of the cache session backend. */
 export const CACHE_KEY_PREFIX = 'django.contrib.sessions.cache'
@@ -291,21 +292,6 @@ function loadIoRedis(): IoRedisConstructor {
   return ctor as IoRedisConstructor
 }
 
-/** `message` with the URL's password (raw and percent-encoded) replaced by `***`. */
-function scrubber(url: string): (message: string) => string {
-  const secrets: string[] = []
-  try {
-    const password = new URL(url).password
-    if (password) {
-      secrets.push(password)
-      secrets.push(decodeURIComponent(password))
-    }
-  } catch {
-    // not parseable, or not decodable: redactUrl still hides it where it appears in the URL
-  }
-  return (message) => secrets.reduce((m, s) => m.split(s).join('***'), message.split(url).join(redactUrl(url)))
-}
-
 /**
  * A session cache on a Redis server of its own, made from a `redis://` or `rediss://` URL
  * with ioredis (`npm install ioredis`; missing → `ImproperlyConfigured`). This is what
@@ -331,7 +317,7 @@ export function redisCacheFromUrl(url: string, options: RedisCacheFromUrlOptions
   }
   const Redis = loadIoRedis()
   const where = redactUrl(url)
-  const scrub = scrubber(url)
+  const scrub = urlScrubber(url)
   const client = new Redis(url, {
     lazyConnect: false,
     connectTimeout: timeoutMs,

@@ -7,7 +7,7 @@
  * another process, and every restart logs everyone out. Use Redis there.
  */
 import { ImproperlyConfigured, SessionLocked } from '../errors.js'
-import { ttlToSeconds, type SessionCache } from '../cache.js'
+import { ttlToSeconds, type SessionCache } from './cache.js'
 import { checkLockOptions, lockToken } from '../lock.js'
 
 /** Options of {@link memoryCache}. */

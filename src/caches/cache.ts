@@ -1,17 +1,13 @@
 /**
  * The cache the `cache` and `cached_db` engines keep sessions in: a small async key-value
- * interface with expiry (Django: the `CACHES` backend under `SESSION_CACHE_ALIAS`), and the
- * resolution of `settings.cacheAlias` to one.
+ * interface with expiry (Django: a `CACHES` backend). Implementations sit beside this file, one
+ * file each (`memory.ts`, `redis.ts`); the engines resolve `settings.cacheAlias` to one.
  *
  * What is stored is the codec's signed session string, not the raw data: Django's cache
  * backend pickles the dict (a Node process cannot share that cache with Django anyway),
  * and a signed value means whoever can write to the cache cannot inject session data.
  */
-import { ImproperlyConfigured } from './errors.js'
-import type { Settings } from './settings.js'
-import type { LockOptions, ReleaseLock } from './engine.js'
-import { memoryCache } from './drivers/memory.js'
-import { redisCacheFromUrl } from './drivers/redis.js'
+import type { LockOptions, ReleaseLock } from '../engine.js'
 
 /**
  * A cache of strings with a time to live. Keys are session keys; a driver may put its own
@@ -73,36 +69,4 @@ export function ttlToSeconds(ttlSeconds: number): number {
     throw new TypeError(`sessionkit: a cache time to live must be a finite number of seconds, got ${String(ttlSeconds)}`)
   }
   return Math.floor(ttlSeconds)
-}
-
-/** The cache an engine uses, and whether the engine made it (and so must close it). */
-export interface ResolvedCache {
-  cache: SessionCache
-  /** `true` when made from `redisUrl` or the in-process default; `false` for a cache from `settings.caches`. */
-  owned: boolean
-}
-
-/**
- * The cache `settings.cacheAlias` names (Django: `caches[SESSION_CACHE_ALIAS]`):
- * 1. `settings.caches[cacheAlias]` when present: the user's cache, which the engine never closes;
- * 2. for the alias `'default'` only: a Redis cache on `settings.redisUrl` when set (ioredis,
- *    an optional peer), else an in-process LRU ({@link memoryCache}), as Django's default
- *    `LocMemCache` — per process, so wrong behind a load balancer or a Node cluster;
- * 3. any other alias that is missing: `ImproperlyConfigured` (Django: `InvalidCacheBackendError`).
- */
-export function resolveCache(settings: Readonly<Settings>): ResolvedCache {
-  const alias = settings.cacheAlias
-  const configured = Object.hasOwn(settings.caches, alias) ? settings.caches[alias] : undefined
-  if (configured) return { cache: configured, owned: false }
-  if (alias !== 'default') {
-    const known = Object.keys(settings.caches)
-    throw new ImproperlyConfigured(
-      `sessionkit: cacheAlias ${JSON.stringify(alias)} is not in caches` +
-        ` (configured: ${known.length ? known.map((k) => JSON.stringify(k)).join(', ') : 'none'})`,
-    )
-  }
-  if (settings.redisUrl !== null) {
-    return { cache: redisCacheFromUrl(settings.redisUrl, { logger: settings.logger }), owned: true }
-  }
-  return { cache: memoryCache({ now: settings.now }), owned: true }
 }
