@@ -6,7 +6,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import { createSessions, Sessions } from '../middleware.js'
 import type { Session, SessionData } from '../session.js'
 import type { Settings } from '../settings.js'
-import { startSession } from './node.js'
+import { startSession } from './hooks.js'
 import { FAILURE_HEADERS, sessionFailure } from './failure.js'
 import { SessionError } from '../errors.js'
 

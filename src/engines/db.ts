@@ -37,7 +37,7 @@ import { openSqlite } from '../drivers/sqlite.js'
 import { openPostgres } from '../drivers/postgres.js'
 import { openMysql } from '../drivers/mysql.js'
 import { redactUrl, urlScrubber } from '../redact.js'
-import type { Engine, EngineContext, LockOptions, ReleaseLock } from '../engine.js'
+import type { Engine, EngineContext, LoadedSession, LockOptions, ReleaseLock, SavedSession, SaveOptions, SessionMap } from '../engine.js'
 import type { MigrateReport, SqlDriver } from '../drivers/sql.js'
 import { checkLockOptions, lockToken, pollLock } from '../lock.js'
 
@@ -46,6 +46,10 @@ export type { MigrateReport, SqlDriver } from '../drivers/sql.js'
 /** The `db` engine, with its driver in view (tests count its statements). */
 export interface DbEngine extends Engine {
   readonly driver: SqlDriver
+  /** The data and its version (the `session_data` text), or `null`. */
+  load(key: string): Promise<LoadedSession | null>
+  /** Compare-and-set with `expected`; the new version is the `session_data` written. */
+  save(key: string, data: SessionMap, options: SaveOptions): Promise<SavedSession & { version: string }>
   migrate(): Promise<void>
   /** `migrate()`, saying what it created (the CLI prints it). On SQLite this includes what the engine created as it opened. */
   migrateReport(): Promise<MigrateReport>
@@ -117,15 +121,22 @@ function resolvePath(cwd: string, file: string): string {
 
 const DIALECT_NAMES = { postgresql: 'PostgreSQL', mysql: 'MySQL' } as const
 
+/** The `db` engine's name on `dialect`: `db:sqlite`, `db:postgresql`, `db:mysql`. */
+function dbName(dialect: SqlDriver['dialect']): string {
+  return `db:${dialect}`
+}
+
 /**
  * The `db` engine for `settings.databaseUrl`. Opens synchronously on SQLite (and creates
  * `django_session` if missing); asynchronously on PostgreSQL and MySQL, after one query
  * that proves the connection. A missing driver package throws `ImproperlyConfigured` at
- * once. Django: `django.contrib.sessions.backends.db.SessionStore`.
+ * once. `nameOf` names the engine for its dialect (default `db:<dialect>`): an engine built
+ * over this one (`cached_db`, as Django's subclass) reports what it decodes under its own name.
+ * Django: `django.contrib.sessions.backends.db.SessionStore`.
  */
-export function dbEngine(context: EngineContext): DbEngine | Promise<DbEngine> {
+export function dbEngine(context: EngineContext, nameOf: (dialect: SqlDriver['dialect']) => string = dbName): DbEngine | Promise<DbEngine> {
   const target = parseDatabaseUrl(context.settings.databaseUrl)
-  if (target.dialect === 'sqlite') return sqlEngine(openSqlite(target.filename), context)
+  if (target.dialect === 'sqlite') return sqlEngine(openSqlite(target.filename), context, nameOf('sqlite'))
   const { url } = target
   const { logger } = context.settings
   const scrub = urlScrubber(url)
@@ -136,7 +147,7 @@ export function dbEngine(context: EngineContext): DbEngine | Promise<DbEngine> {
         })
       : openMysql(url)
   return opening.then(
-    (driver) => sqlEngine(driver, context),
+    (driver) => sqlEngine(driver, context, nameOf(driver.dialect)),
     (error: unknown) => {
       if (error instanceof SessionError) throw error
       throw new StoreUnavailable(
@@ -170,10 +181,9 @@ function firstLineOf(error: unknown): string {
  * - `lock` (when the driver has `acquireLock`): a row in `sessionkit_lock`, polled with a
  *   jittered backoff until `waitMs`; `clearExpired` also deletes expired lock rows.
  *
- * Other database errors propagate (the middleware answers 503).
+ * Other database errors propagate (the middleware answers 503). `name` defaults to `db:<dialect>`.
  */
-export function sqlEngine(driver: SqlDriver, { settings, codec }: EngineContext): DbEngine {
-  const name = `db:${driver.dialect}`
+export function sqlEngine(driver: SqlDriver, { settings, codec }: EngineContext, name = dbName(driver.dialect)): DbEngine {
   const { acquireLock, releaseLock } = driver
   const lock =
     acquireLock && releaseLock
