@@ -2,7 +2,7 @@
  * `Session`: the dict-like object of Django's `SessionBase`, with Django's semantics for
  * `accessed`, `modified`, expiry and the storage lifecycle.
  */
-import { ConflictError, CreateError, NotSupported, SessionError, SessionNotLoaded, UpdateError } from './errors.js'
+import { ConflictError, CreateError, LockOrderError, NotSupported, SessionNotLoaded, UpdateError } from './errors.js'
 import type { Engine, LoadedSession, LockOptions, ReleaseLock, SavedSession, SaveOptions, SessionMap } from './engine.js'
 import { CREATED_KEY, EXPIRY_KEY, expiresAt, fixedExpiry, relativeExpiry, toPythonIso } from './expiry.js'
 import { isServerKey, newSessionKey } from './keys.js'
@@ -532,18 +532,10 @@ export class Session<T extends object = SessionData> {
   async #lock(options: Partial<LockOptions>): Promise<void> {
     const settings = this.#backend.settings
     const lockOptions = checkLockOptions({ waitMs: options.waitMs ?? settings.lockWaitMs, ttlMs: options.ttlMs ?? settings.lockTtlMs })
-    const changed = (): SessionError =>
-      new SessionError(
-        'sessionkit: session.lock() was called after the session was changed; call it first, ' +
-          'before setting or deleting anything: the data loaded before the lock may be stale',
-        'ERR_SESSION_LOCK_ORDER',
-      )
-    if (this.modified) throw changed()
+    if (this.modified) throw new LockOrderError()
     const engine = await this.#engine()
     if (typeof engine.lock !== 'function') {
-      throw new NotSupported(
-        `sessionkit: the ${engine.name} engine does not support session.lock(); db, file, cached_db and cache (on Redis or the in-process cache) do`,
-      )
+      throw new NotSupported(`sessionkit: session.lock() needs an engine with session locks (Engine.lock); the ${engine.name} engine has none`)
     }
     if (this.#loading) await this.#loading.catch(() => undefined)
     const key = this.#key
@@ -552,7 +544,7 @@ export class Session<T extends object = SessionData> {
     this.#release = release
     if (this.modified) {
       await this.unlock()
-      throw changed()
+      throw new LockOrderError()
     }
     // What was loaded before the lock may be stale: read the store again, past any cache.
     this.#data = null

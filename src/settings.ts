@@ -10,10 +10,10 @@ import { ImproperlyConfigured } from './errors.js'
 import { JSONSerializer, type Serializer } from './serializers.js'
 import { redactUrl } from './redact.js'
 import type { EngineFactory } from './engine.js'
+import { ENGINE_NAMES, isEngineName, type EngineName } from './engines/index.js'
 import type { SessionCache } from './caches/cache.js'
 
-/** The built-in engines, by Django's module names without the package prefix. */
-export type EngineName = 'db' | 'file' | 'cache' | 'cached_db' | 'signed_cookies'
+export type { EngineName } from './engines/index.js'
 
 /** `SameSite` attribute values; `false` omits the attribute (Django: `False`/`None`). */
 export type SameSite = 'Lax' | 'Strict' | 'None' | false
@@ -134,8 +134,6 @@ export interface Settings {
   lockTtlMs: number
 }
 
-const ENGINES: readonly EngineName[] = ['db', 'file', 'cache', 'cached_db', 'signed_cookies']
-
 /** What `caches` values must have (the `SessionCache` interface). */
 const CACHE_METHODS = ['get', 'set', 'add', 'replace', 'delete', 'has'] as const
 
@@ -223,8 +221,8 @@ export function resolveSettings(input: Partial<Settings> = {}): Readonly<Setting
   }
   const s = { ...defaults, ...stripUndefined(input) } as Settings
 
-  if (typeof s.engine !== 'function' && !ENGINES.includes(s.engine)) {
-    fail('engine', `one of ${ENGINES.map((e) => `"${e}"`).join(', ')} or an engine factory`, s.engine)
+  if (typeof s.engine !== 'function' && !isEngineName(s.engine)) {
+    fail('engine', `one of ${ENGINE_NAMES.map((e) => `"${e}"`).join(', ')} or an engine factory`, s.engine)
   }
   if (typeof s.cookieName !== 'string' || !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(s.cookieName)) {
     fail('cookieName', 'a cookie name (RFC 6265 token characters)', s.cookieName)

@@ -14,8 +14,8 @@
  * Session locks (`session.lock()`) live under `<prefix>lock:<key>`: `SET … NX PX` to take
  * one (polled while it is held), a Lua compare-and-delete to release it.
  */
-import { createRequire } from 'node:module'
-import { ImproperlyConfigured, StoreUnavailable } from '../errors.js'
+import { ImproperlyConfigured, RedisReplyMismatch, StoreUnavailable } from '../errors.js'
+import { requirePeer } from '../peers.js'
 import { ttlToSeconds, type SessionCache } from './cache.js'
 import { checkLockOptions, lockToken, pollLock } from '../lock.js'
 import { redactUrl, urlScrubber } from '../redact.js'
@@ -190,13 +190,6 @@ function bind(key: string, value: string): string {
   return `${key}|${value}`
 }
 
-/** Thrown when Redis answers a GET with another key's value. */
-export class RedisReplyMismatch extends StoreUnavailable {
-  constructor() {
-    super('sessionkit: Redis answered with the value of another key (the connection lost track of its replies); refused')
-  }
-}
-
 function cacheOn(commands: Commands, prefix = CACHE_KEY_PREFIX, ready?: () => Promise<void>, onMismatch?: () => void): SessionCache {
   if (typeof prefix !== 'string') throw new ImproperlyConfigured(`sessionkit: the Redis cache prefix must be a string, got ${typeof prefix}`)
   let closing: Promise<void> | null = null
@@ -277,15 +270,7 @@ interface OwnedIoRedis extends IoRedisClient {
 type IoRedisConstructor = new (url: string, options: Record<string, unknown>) => OwnedIoRedis
 
 function loadIoRedis(): IoRedisConstructor {
-  let mod: unknown
-  try {
-    mod = createRequire(import.meta.url)('ioredis')
-  } catch (error) {
-    if ((error as { code?: unknown }).code === 'MODULE_NOT_FOUND') {
-      throw new ImproperlyConfigured('sessionkit: redisUrl needs the ioredis package (an optional peer dependency): npm install ioredis', { cause: error })
-    }
-    throw error
-  }
+  const mod = requirePeer('ioredis', { missing: 'sessionkit: redisUrl needs the ioredis package (an optional peer dependency): npm install ioredis' })
   const m = mod as { Redis?: unknown; default?: unknown }
   const ctor = m.Redis ?? m.default ?? mod
   if (typeof ctor !== 'function') throw new ImproperlyConfigured('sessionkit: the installed ioredis package exports no Redis class')

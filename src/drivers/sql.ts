@@ -5,6 +5,22 @@
  * database or runtime is one file implementing {@link SqlDriver} on top of this module.
  */
 
+/** Django's table (`sessions.0001_initial`): the same name on every database. */
+export const SESSION_TABLE = 'django_session'
+
+/** Django's index on `expire_date`, under Django's hash-suffixed name. */
+export const EXPIRE_INDEX = 'django_session_expire_date_a5c62663'
+
+/** Django's `_like` index on `session_key`, which Django makes on PostgreSQL only (`LIKE 'abc%'` on a varchar). */
+export const LIKE_INDEX = 'django_session_session_key_c0390e0f_like'
+
+/**
+ * sessionkit's lock table (`session.lock()`), not Django's: each driver creates it with the
+ * first lock, never in `migrate()`, so that a database whose app never locks keeps exactly
+ * Django's schema.
+ */
+export const LOCK_TABLE = 'sessionkit_lock'
+
 /** What `migrate()` did: the objects it created (none when all were there) and where. */
 export interface MigrateReport {
   /** E.g. `['table django_session', 'index django_session_expire_date_a5c62663']`; empty when nothing was missing. */
@@ -82,4 +98,19 @@ export interface SqlStats {
   clearExpired: number
   /** Statements on the lock table (`session.lock()`): take, release, clear expired. */
   lock: number
+}
+
+/** A kind of statement {@link SqlStats} counts. */
+export type SqlStatementKind = Exclude<keyof SqlStats, 'statements'>
+
+/** Fresh counters, and the function that counts one statement of a kind. */
+export function statementCounter(): { stats: SqlStats; count(kind: SqlStatementKind): void } {
+  const stats: SqlStats = { statements: 0, load: 0, insert: 0, update: 0, delete: 0, exists: 0, clearExpired: 0, lock: 0 }
+  return {
+    stats,
+    count(kind) {
+      stats.statements++
+      stats[kind]++
+    },
+  }
 }
