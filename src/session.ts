@@ -28,8 +28,11 @@ export interface SessionData {
 /** The keys of `T` that can be session keys. */
 export type SessionKey<T> = Extract<keyof T, string>
 
-/** What a session needs from its surroundings: the engine and the resolved settings. */
-export interface SessionBackend {
+/**
+ * What a session needs from the application it belongs to: the resolved settings, the codec and
+ * the engine (Django's *backend* is the engine; this is what holds one). `Sessions` is one.
+ */
+export interface SessionHost {
   readonly settings: Readonly<Settings>
   /** Decodes a stored version back into the data it held (the base of a merge). */
   readonly codec: SessionCodec
@@ -37,6 +40,15 @@ export interface SessionBackend {
   readonly engine: Engine | null
   ready(): Promise<Engine>
 }
+
+/** @deprecated Renamed {@link SessionHost} (Django's backend is the engine); this name goes in the next release. */
+export type SessionBackend = SessionHost
+
+/**
+ * Where the middleware core keeps the request a session belongs to (`requestSessionOf` in
+ * `middleware.ts`); `null` for a session made outside a request. Not part of the public API.
+ */
+export const OWNER: unique symbol = Symbol('sessionkit.request')
 
 /** Django: `TEST_COOKIE_NAME`, `TEST_COOKIE_VALUE`. */
 export const TEST_COOKIE_NAME = 'testcookie'
@@ -105,7 +117,9 @@ export class Session<T extends object = SessionData> {
    */
   modified = false
 
-  readonly #backend: SessionBackend
+  readonly #backend: SessionHost
+  /** The request this session belongs to, set by the middleware core (see {@link OWNER}). */
+  [OWNER]: object | null = null
   #key: string | null
   #data: SessionMap | null = null
   /** The stored version this request loaded or last wrote (compare-and-set), if the engine keeps one. */
@@ -120,12 +134,12 @@ export class Session<T extends object = SessionData> {
    * engines: not 8–40 characters of `[a-z0-9]`) is dropped: it is never looked up or adopted.
    * Django: `SessionStore(session_key)`.
    */
-  constructor(backend: SessionBackend, key?: string | null) {
+  constructor(backend: SessionHost, key?: string | null) {
     this.#backend = backend
     this.#key = key && Session.#validKey(backend, key) ? key : null
   }
 
-  static #validKey(backend: SessionBackend, key: string): boolean {
+  static #validKey(backend: SessionHost, key: string): boolean {
     const engine = backend.engine
     return engine?.validKey ? engine.validKey(key) : isServerKey(key)
   }

@@ -4,7 +4,7 @@
  *
  * - {@link describeEngine} (`testing/engine-suite.ts`): Django's `SessionTestsMixin`, for engines;
  * - {@link describeAdapter} (`testing/adapter-suite.ts`): Django's `SessionMiddlewareTests` and
- *   what a Node server adds, for adapters;
+ *   what a Node server adds, for adapters, with `addTestLayer` for its `/layer` route;
  * - `manualClock`, `capturingLogger`, `dataOf`, `SUITE_SECRET` (`testing/tools.ts`).
  *
  * ```ts
@@ -15,7 +15,7 @@
  */
 export { describeEngine } from './testing/engine-suite.js'
 export type { SuiteSettings, MakeSessions, DescribeEngineOptions } from './testing/engine-suite.js'
-export { describeAdapter } from './testing/adapter-suite.js'
+export { describeAdapter, addTestLayer, TEST_LAYER_COOKIE } from './testing/adapter-suite.js'
 export type { AdapterServer, MakeServer, DescribeAdapterOptions } from './testing/adapter-suite.js'
 export { manualClock, capturingLogger, dataOf, SUITE_SECRET } from './testing/tools.js'
 export type { ManualClock } from './testing/tools.js'

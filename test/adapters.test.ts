@@ -14,7 +14,7 @@ import { describeAdapter, manualClock } from 'sessionkit/testing'
 import { sessionPlugin } from 'sessionkit/fastify'
 import { sessions as koaSessions, type SessionContext } from 'sessionkit/koa'
 import { sessions as honoSessions, type SessionEnv } from 'sessionkit/hono'
-import { withSession } from 'sessionkit/fetch'
+import { withSession, withSessions } from 'sessionkit/fetch'
 import { servers, fetchListener } from './helpers/adapters.ts'
 import { capturingLogger, CookieJar, listen } from './helpers/http.ts'
 import { signedCookiesEngine } from '../src/engines/signed-cookies.ts'
@@ -202,9 +202,13 @@ describe('Hono middleware', () => {
 })
 
 describe('fetch adapter', () => {
+  it('is withSessions, as the node:http adapter\'s; the old name withSession stays as a deprecated alias', () => {
+    assert.equal(withSession, withSessions)
+  })
+
   it('passes the server\'s extra arguments after the session, and types the data', async () => {
     type Env = { region: string }
-    const handler = withSession<{ region: string }, [Env]>((_request, session, env) => {
+    const handler = withSessions<{ region: string }, [Env]>((_request, session, env) => {
       session.set('region', env.region)
       if (env.region === '') {
         // @ts-expect-error a number is not a region
@@ -215,14 +219,14 @@ describe('fetch adapter', () => {
     const res = await handler(new Request('http://127.0.0.1/'), { region: 'eu' })
     const [cookie] = res.headers.getSetCookie()
     assert.ok(cookie)
-    const again = withSession((_request, session) => new Response(String(session.get('region'))), handler.sessions)
+    const again = withSessions((_request, session) => new Response(String(session.get('region'))), handler.sessions)
     const read = await again(new Request('http://127.0.0.1/', { headers: { cookie: cookie.split(';')[0]! } }))
     assert.equal(await read.text(), 'eu')
   })
 
   it('a Response from fetch() (immutable headers) passed through gets the cookie, its body streamed', async (t: TestContext) => {
     const upstream = await listen((_req, res) => res.end('from upstream'), t)
-    const handler = withSession(async (_request, session) => {
+    const handler = withSessions(async (_request, session) => {
       session.set('n', 1)
       return fetch(upstream.url)
     }, settings())

@@ -23,10 +23,11 @@ import {
   type Sessions,
   type Settings,
   type SuspiciousEvent,
+  requestSessionOf,
 } from 'sessionkit'
 import { manualClock } from 'sessionkit/testing'
 import { signedCookiesEngine } from '../src/engines/signed-cookies.ts'
-import { backends, capturingLogger, instrument } from './helpers/http.ts'
+import { backends, capturingLogger, instrument, memoryEngine } from './helpers/http.ts'
 
 const SECRET = 'django-insecure-test-secret-key-0123456789'
 /** Reference §3.6 / §4: every verified string was produced at time.time() = 1700000000. */
@@ -160,7 +161,7 @@ for (const backend of backends) {
         const replaced = sessions.session()
         await replaced.save(true)
         await replaced.destroy()
-        const err = await sessions.end({ session: replaced, hadCookie: state.hadCookie }, 200).then(
+        const err = await sessions.end({ ...state, session: replaced }, 200).then(
           () => assert.fail('end() should have thrown'),
           (error: unknown) => error,
         )
@@ -616,6 +617,102 @@ async function cookieSizes(): Promise<Map<number, { name: string; value: string 
   }
   return found
 }
+
+// ------------------------------------------------------ the extension point for layers
+
+describe('request extensions: the end-of-request work of the layers above the core', () => {
+  const setup = (t: TestContext, settings: Partial<Settings> = {}) => open(t, memoryEngine(), settings)
+
+  it('a request with no extension that needs no store call finishes synchronously (the quick path), with cookies null', async (t) => {
+    const { sessions, engine } = await setup(t)
+    const key = await stored(sessions, { user: 1 })
+    engine.reset()
+    for (const cookie of [undefined, `sessionid=${key}`]) {
+      const started = sessions.start(cookie)
+      const state = started instanceof Promise ? await started : started
+      assert.equal(state.extensions, null, 'no extension until a layer adds one')
+      state.session.get('user')
+      const decision = sessions.finish(state, 200)
+      assert.ok(!(decision instanceof Promise), 'no promise on the quick path')
+      assert.equal(decision.cookies, null)
+      assert.equal(sessions.quickEnd(state, 200) !== null, true, 'the deprecated quickEnd agrees')
+    }
+    assert.equal(engine.writes(), 0)
+  })
+
+  it('an extension runs before the save with the status and the request; its change is saved and its cookies come in order', async (t) => {
+    const { sessions, engine } = await setup(t)
+    const started = sessions.start('other=1; sessionid=abc')
+    const state = started instanceof Promise ? await started : started
+    assert.equal(requestSessionOf(state.session), state, 'the session leads back to its request')
+    assert.equal(state.cookieHeader, 'other=1; sessionid=abc')
+    const seen: string[] = []
+    ;(state.extensions ??= []).push({
+      finish(request, status) {
+        seen.push(`first ${status} ${request.cookieHeader} saves=${engine.calls.create}`)
+        request.session.set('by', 'layer')
+        // One added while the others run runs too, after them.
+        request.extensions!.push({ finish: async () => (seen.push('added'), ['c=3']) })
+        return ['a=1', 'b=2']
+      },
+    })
+    state.extensions.push({ finish: () => (seen.push('second'), null) })
+    assert.equal(sessions.quickEnd(state, 200), null, 'the deprecated quickEnd declines a request with extensions')
+    const finished = sessions.finish(state, 201)
+    assert.ok(finished instanceof Promise, 'an extension takes the asynchronous end')
+    const decision = await finished
+    assert.deepEqual(seen, ['first 201 other=1; sessionid=abc saves=0', 'second', 'added'])
+    assert.deepEqual(decision.cookies, ['a=1', 'b=2', 'c=3'])
+    assert.match(decision.setCookie ?? '', /^sessionid=[a-z0-9]{32};/)
+    assert.equal(engine.calls.create, 1, 'saved once, after the extensions')
+    assert.deepEqual(await reload(sessions, state.session.sessionKey!), { by: 'layer' })
+  })
+
+  it('an extension runs on a 5xx too, where the session is not saved; its cookies are still returned', async (t) => {
+    const { sessions, engine } = await setup(t)
+    const state = await sessions.start(undefined)
+    state.session.set('before', 1)
+    state.extensions = [{ finish: (_request, status) => [`status=${status}`] }]
+    const decision = await sessions.finish(state, 503)
+    assert.equal(decision.setCookie, null)
+    assert.deepEqual(decision.cookies, ['status=503'])
+    assert.equal(engine.writes(), 0)
+  })
+
+  it('an extension that rejects fails finish() with its error, saves nothing, and the request lock is released', async (t) => {
+    // The in-process cache engine: it has session locks.
+    const sessions = createSessions({ secretKey: SECRET, engine: 'cache', now: manualClock(NOW), logger: capturingLogger() })
+    t.after(() => sessions.close())
+    const key = await stored(sessions, { user: 1 })
+    const state = await sessions.start(`sessionid=${key}`)
+    await state.session.lock()
+    state.session.set('user', 2)
+    const failure = new Error('layer down')
+    state.extensions = [{ finish: async () => Promise.reject(failure) }]
+    await assert.rejects(Promise.resolve(sessions.finish(state, 200)), (error) => error === failure)
+    assert.equal(state.session.locked, false, 'released')
+    assert.deepEqual(await reload(sessions, key), { user: 1 }, 'nothing saved')
+    const other = await sessions.start(`sessionid=${key}`)
+    await other.session.lock({ waitMs: 0 }) // free: taken at once
+    await other.session.unlock()
+  })
+
+  it('a session made outside a request has no request', async (t) => {
+    const { sessions } = await setup(t)
+    assert.equal(requestSessionOf(sessions.session()), null)
+  })
+
+  it('the deprecated begin/end behave as start/finish, always as promises', async (t) => {
+    const { sessions } = await setup(t)
+    const begun = sessions.begin(undefined)
+    assert.ok(begun instanceof Promise)
+    const state = await begun
+    state.session.set('k', 'v')
+    const ended = sessions.end(state, 200)
+    assert.ok(ended instanceof Promise)
+    assert.match((await ended).setCookie ?? '', /^sessionid=/)
+  })
+})
 
 // ---------------------------------------------------------------------------- patchVary
 

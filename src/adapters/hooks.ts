@@ -13,11 +13,27 @@ import type { SessionData } from '../session.js'
 type Args = unknown[]
 type Write = (...args: Args) => boolean
 
-/** Merge our `Set-Cookie`/`Vary`/`Cache-Control` into headers passed straight to `writeHead(status, headers)`. */
+/** The `Set-Cookie` values of `decision`, the session's first, then the layers'. */
+function setCookiesOf(decision: ResponseDecision): string[] {
+  const values = decision.setCookie ? [decision.setCookie] : []
+  if (decision.cookies) values.push(...decision.cookies)
+  return values
+}
+
+/** `existing` (a header value as `getHeader` gives it, or none) as a list of strings. */
+function listOf(existing: unknown): string[] {
+  return existing === undefined ? [] : Array.isArray(existing) ? existing.map(String) : [String(existing)]
+}
+
+/**
+ * Merge our `Set-Cookie`/`Vary`/`Cache-Control` into headers passed straight to
+ * `writeHead(status, headers)`; what is merged is taken off `decision`.
+ */
 function mergeIntoHeadArgs(args: Args, decision: ResponseDecision): void {
   const at = typeof args[1] === 'string' ? 2 : 1
   const headers = args[at]
   if (headers === undefined || headers === null) return
+  const cookies = setCookiesOf(decision)
   if (Array.isArray(headers)) {
     // Raw form [name, value, name, value, …]: Node (20) applies each pair with setHeader, so a
     // Set-Cookie or Vary pair would replace what applyDecision set. Merge into the last pair of
@@ -27,11 +43,11 @@ function mergeIntoHeadArgs(args: Args, decision: ResponseDecision): void {
       for (let i = raw.length - 2; i >= 0; i -= 2) if (String(raw[i]).toLowerCase() === wanted) return i + 1
       return -1
     }
-    const cookieAt = decision.setCookie ? last('set-cookie') : -1
+    const cookieAt = cookies.length ? last('set-cookie') : -1
     if (cookieAt !== -1) {
-      const existing = raw[cookieAt]
-      raw[cookieAt] = [...(Array.isArray(existing) ? existing.map(String) : [String(existing)]), decision.setCookie]
+      raw[cookieAt] = [...listOf(raw[cookieAt]), ...cookies]
       decision.setCookie = null
+      decision.cookies = null
     }
     const varyAt = decision.vary ? last('vary') : -1
     if (varyAt !== -1) {
@@ -47,11 +63,10 @@ function mergeIntoHeadArgs(args: Args, decision: ResponseDecision): void {
   const record = headers as OutgoingHttpHeaders
   for (const name of Object.keys(record)) {
     const lower = name.toLowerCase()
-    if (lower === 'set-cookie' && decision.setCookie) {
-      const existing = record[name]
-      const list = Array.isArray(existing) ? existing : existing === undefined ? [] : [String(existing)]
-      record[name] = [...list, decision.setCookie]
+    if (lower === 'set-cookie' && cookies.length && (decision.setCookie || decision.cookies)) {
+      record[name] = [...listOf(record[name]), ...cookies]
       decision.setCookie = null
+      decision.cookies = null
     } else if (lower === 'vary' && decision.vary) {
       record[name] = patchVary(record[name] as string | string[])
       decision.vary = false
@@ -64,12 +79,12 @@ function mergeIntoHeadArgs(args: Args, decision: ResponseDecision): void {
 function applyDecision(res: ServerResponse, decision: ResponseDecision): void {
   if (decision.vary) res.setHeader('Vary', patchVary(res.getHeader('Vary') as string | string[] | undefined))
   if (decision.cacheControl) res.setHeader('Cache-Control', decision.cacheControl)
-  if (decision.setCookie) {
+  const { setCookie, cookies } = decision
+  if (setCookie || cookies) {
     const existing = res.getHeader('Set-Cookie')
-    res.setHeader(
-      'Set-Cookie',
-      existing === undefined ? decision.setCookie : [...(Array.isArray(existing) ? existing : [String(existing)]), decision.setCookie],
-    )
+    // The common case, one session cookie and nothing else, as a plain string.
+    if (existing === undefined && !cookies) res.setHeader('Set-Cookie', setCookie!)
+    else res.setHeader('Set-Cookie', [...listOf(existing), ...setCookiesOf(decision)])
   }
 }
 
@@ -163,13 +178,13 @@ class ResponseHook {
     const status = this.head ? Number(this.head[0]) : this.res.statusCode
     // Answered before the session was started (a load that failed, a timeout middleware): nothing of ours to write.
     if (this.state === null) return this.flush()
-    const quick = this.sessions.quickEnd(this.state, status)
-    if (quick) {
+    const finished = this.sessions.finish(this.state, status)
+    if (!(finished instanceof Promise)) {
       // Nothing to load or save: finish now, without a promise.
-      this.apply(quick)
+      this.apply(finished)
       return this.flush()
     }
-    this.sessions.end(this.state, status).then(
+    finished.then(
       (decision) => this.apply(decision),
       (error: unknown) => this.fail(error),
     ).then(

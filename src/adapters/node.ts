@@ -6,13 +6,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { SessionError } from '../errors.js'
 import { FAILURE_HEADERS, sessionFailure } from './failure.js'
-import { createSessions, Sessions, type RequestSession } from '../middleware.js'
+import type { RequestSession, Sessions } from '../middleware.js'
 import type { Session, SessionData } from '../session.js'
 import type { Settings } from '../settings.js'
 import { startSession } from './hooks.js'
+import { sessionsOf, withHandle, type SessionsHandle } from './prologue.js'
 
 export { hookResponse, startSession } from './hooks.js'
 
+/** A `node:http` request with its session. */
 export interface SessionRequest<T extends object = SessionData> extends IncomingMessage {
   session: Session<T>
 }
@@ -21,10 +23,8 @@ export interface SessionRequest<T extends object = SessionData> extends Incoming
 export type SessionHandler<T extends object = SessionData> = (req: SessionRequest<T>, res: ServerResponse) => unknown
 
 /** What {@link withSessions} returns: a request listener, plus the sessions it uses. */
-export interface SessionListener {
+export interface SessionListener extends SessionsHandle<any> {
   (req: IncomingMessage, res: ServerResponse): void
-  readonly sessions: Sessions<any>
-  close(): Promise<void>
 }
 
 /**
@@ -43,7 +43,7 @@ export function withSessions<T extends object = SessionData>(
   handler: SessionHandler<T>,
   settings: Partial<Settings> | Sessions<T>,
 ): SessionListener {
-  const sessions = settings instanceof Sessions ? settings : createSessions<T>(settings)
+  const sessions = sessionsOf(settings)
   const fail = (req: IncomingMessage, res: ServerResponse, error: unknown): void => {
     if (error instanceof SessionError) {
       // A failed load (503), or a session error the handler let through.
@@ -80,6 +80,6 @@ export function withSessions<T extends object = SessionData>(
     if (started instanceof Promise) started.then((state) => run(req, res, state), (error: unknown) => fail(req, res, error))
     else run(req, res, started)
   }
-  return Object.assign(listener, { sessions, close: () => sessions.close() })
+  return withHandle(listener, sessions)
 }
 

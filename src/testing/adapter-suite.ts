@@ -8,6 +8,8 @@ import assert from 'node:assert/strict'
 import type { TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Settings } from '../settings.js'
+import type { Session } from '../session.js'
+import { requestSessionOf, type RequestExtension } from '../middleware.js'
 import type { Engine, EngineContext, EngineFactory } from '../engine.js'
 import { cacheEngine } from '../engines/cache.js'
 import { signedCookiesEngine } from '../engines/signed-cookies.js'
@@ -123,6 +125,30 @@ const EPOCH_DATE = 'Thu, 01 Jan 1970 00:00:00 GMT'
 /** Each case's time limit: an adapter that never answers fails its case instead of hanging the run. */
 const LIMIT = { timeout: 10_000 }
 
+/** The cookie of the suite's test layer (see {@link addTestLayer}). */
+export const TEST_LAYER_COOKIE = 'sk_layer'
+
+/**
+ * Give the request of `session` the suite's test layer, a {@link RequestExtension} as the
+ * layers above the core (messages, compat, users) use: at the end of the request, before the
+ * save, it reads its own cookie (`sk_layer=N`, from the request's `Cookie` header), stores
+ * `"<status>:<N>"` under `layer` in the session, and adds the cookie `sk_layer=N+1; Path=/`.
+ * With `fail`, it rejects instead. The `/layer` route of {@link describeAdapter} calls it.
+ */
+export function addTestLayer(session: Session<any>, options: { fail?: boolean } = {}): void {
+  const request = requestSessionOf(session)
+  if (request === null) throw new TypeError('sessionkit: addTestLayer() needs the session of a request (req.session, ctx.session, …)')
+  const layer: RequestExtension = {
+    async finish(request, status) {
+      if (options.fail) throw new Error('the test layer failed, as asked')
+      const seen = Number(new RegExp(`(?:^|;\\s*)${TEST_LAYER_COOKIE}=(\\d+)`).exec(request.cookieHeader ?? '')?.[1] ?? 0)
+      await request.session.aset('layer', `${status}:${seen}`) // loads first if the session is lazy
+      return [`${TEST_LAYER_COOKIE}=${seen + 1}; Path=/`]
+    },
+  }
+  ;(request.extensions ??= []).push(layer)
+}
+
 /**
  * Register the contract suite for one HTTP adapter under `describe(name)`: every behaviour
  * of Django's `SessionMiddlewareTests` (test names carry the Django test's name), plus what
@@ -155,6 +181,7 @@ const LIMIT = { timeout: 10_000 }
  * | `/stream` | `session.set('hello', 'world')`, then 200 with the body streamed as three chunks `one\n`, `two\n`, `three\n`, each after a turn of the event loop |
  * | `/cookies` | `session.set('hello', 'world')`, and two `Set-Cookie` headers of the app: `a=1; Path=/` and `b=2; Path=/`; 200 `ok` |
  * | `/redirect` | `session.set('hello', 'world')`, then 302 to `/get?k=hello` (absolute or relative) |
+ * | `/layer?code=N[&fail=1]` | `addTestLayer(session, { fail })` (from `sessionkit/testing`; `fail` when the query has `fail=1`), then status N (default 200), body `ok`; the session is not touched |
  *
  * A handler error must reach the framework's ordinary error handling (500). A session
  * ended by a concurrent request is provoked without a special route: the suite holds a
@@ -187,9 +214,10 @@ export function describeAdapter(name: string, makeServer: MakeServer, options: D
           const running = await makeServer(settings)
           t.after(() => running.close(), LIMIT)
           const cookieName = extra.cookieName ?? 'sessionid'
-          async function send(path: string, init: { cookie?: string | null; method?: string } = {}): Promise<Reply> {
+          async function send(path: string, init: { cookie?: string | null; method?: string; otherCookies?: string } = {}): Promise<Reply> {
             const headers: Record<string, string> = {}
-            if (init.cookie) headers.cookie = `${cookieName}=${init.cookie}`
+            const cookies = [init.cookie ? `${cookieName}=${init.cookie}` : '', init.otherCookies ?? ''].filter(Boolean)
+            if (cookies.length) headers.cookie = cookies.join('; ')
             const res = await fetch(running.url + path, { method: init.method ?? 'GET', headers, redirect: 'manual' })
             return { status: res.status, headers: res.headers, body: await res.text(), setCookies: res.headers.getSetCookie() }
           }
@@ -537,6 +565,50 @@ export function describeAdapter(name: string, makeServer: MakeServer, options: D
           assert.equal(reply.status, 302)
           assert.match(reply.headers.get('location') ?? '', /\/get\?k=hello$/)
           assert.equal((await send('/get?k=hello', { cookie: valueOf(reply) })).body, 'world')
+        })
+
+        // The core's extension point: a layer's end-of-request work (RequestExtension)
+
+        it('a layer runs before the save: its change to the session is saved and its cookie follows the session cookie', LIMIT, async (t) => {
+          const { send, engine, valueOf } = await start(t)
+          const reply = await send('/layer')
+          assert.equal(reply.status, 200)
+          assert.equal(reply.body, 'ok')
+          assert.equal(reply.setCookies.length, 2, JSON.stringify(reply.setCookies))
+          assert.match(reply.setCookies[0]!, /^sessionid=/, 'the session cookie first')
+          assert.equal(reply.setCookies[1], `${TEST_LAYER_COOKIE}=1; Path=/`, "then the layer's")
+          assert.equal(engine.saves, 1, 'one save, with the change the layer made')
+          assert.equal((await send('/get?k=layer', { cookie: valueOf(reply) })).body, '200:0')
+        })
+
+        it('a layer reads its own cookie from the request, on a session that has a cookie', LIMIT, async (t) => {
+          const { send, login, valueOf } = await start(t)
+          const key = await login()
+          const reply = await send('/layer', { cookie: key, otherCookies: `${TEST_LAYER_COOKIE}=41` })
+          assert.equal(reply.status, 200)
+          assert.ok(reply.setCookies.includes(`${TEST_LAYER_COOKIE}=42; Path=/`), JSON.stringify(reply.setCookies))
+          const again = valueOf(reply)
+          if (server) assert.equal(again, key, 'the same session')
+          assert.equal((await send('/get?k=layer', { cookie: again })).body, '200:41')
+          assert.equal((await send('/get?k=k', { cookie: again })).body, 'v', 'the rest of the session is kept')
+        })
+
+        it('a layer runs on a 5xx response too, and its cookie is sent, while the session is not saved', LIMIT, async (t) => {
+          const { send, engine, sessionCookies } = await start(t)
+          const reply = await send('/layer?code=503')
+          assert.equal(reply.status, 503)
+          assert.deepEqual(sessionCookies(reply), [])
+          assert.deepEqual(reply.setCookies, [`${TEST_LAYER_COOKIE}=1; Path=/`])
+          assert.equal(engine.saves, 0)
+        })
+
+        it('a layer that fails fails the request as a failed save would: 500, logged, no cookie, nothing saved', LIMIT, async (t) => {
+          const { send, engine, logger } = await start(t)
+          const reply = await send('/layer?fail=1')
+          assert.equal(reply.status, 500)
+          assert.deepEqual(reply.setCookies, [])
+          assert.equal(engine.saves, 0)
+          assert.ok(logger.errors.some((e) => e.includes('the test layer failed')), JSON.stringify(logger.errors))
         })
       })
     }
