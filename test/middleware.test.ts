@@ -1,5 +1,5 @@
 /**
- * The framework-neutral middleware core (`Sessions.begin` / `Sessions.end`): Django's
+ * The framework-neutral middleware core (`Sessions.start` / `Sessions.finish`): Django's
  * `SessionMiddlewareTests` ported (each test's name carries the Django test it ports), the
  * exact `Set-Cookie` strings real Django produced (reference §4), `Vary` rules, and the
  * security rules of the checklist (§1.2 acceptance, §1.5 cookie attributes, §1.6 caching).
@@ -65,9 +65,9 @@ async function open(t: TestContext, factory: EngineFactory, settings: Partial<Se
 
 /** One request through the core: begin with `cookie`, run `view` on the session, end with `status`. */
 async function handle(sessions: Sessions, cookie: string | undefined, view: (session: Session) => unknown = () => {}, status = 200) {
-  const state = await sessions.begin(cookie)
+  const state = await sessions.start(cookie)
   await view(state.session)
-  const decision = await sessions.end(state, status)
+  const decision = await sessions.finish(state, status)
   return { ...decision, session: state.session, state, varyHeader: decision.vary ? patchVary(undefined) : undefined }
 }
 
@@ -156,12 +156,12 @@ for (const backend of backends) {
 
       it('test_session_update_error_redirect: saving a session deleted during the request throws SessionInterrupted', async (t) => {
         const { sessions } = await setup(t)
-        const state = await sessions.begin(undefined)
+        const state = await sessions.start(undefined)
         // Django's view: request.session = DatabaseSession(); save(must_create=True); delete()
         const replaced = sessions.session()
         await replaced.save(true)
         await replaced.destroy()
-        const err = await sessions.end({ ...state, session: replaced }, 200).then(
+        const err = await Promise.resolve(sessions.finish({ ...state, session: replaced }, 200)).then(
           () => assert.fail('end() should have thrown'),
           (error: unknown) => error,
         )
@@ -174,11 +174,11 @@ for (const backend of backends) {
       it('test_session_update_error_redirect: a session logged out by a concurrent request is never resurrected', async (t) => {
         const { sessions } = await setup(t)
         const key = await stored(sessions, { user: 1 })
-        const slow = await sessions.begin(`sessionid=${key}`)
+        const slow = await sessions.start(`sessionid=${key}`)
         // The concurrent request: logout.
         await handle(sessions, `sessionid=${key}`, (s) => s.flush())
         slow.session.set('cart', [1])
-        await assert.rejects(sessions.end(slow, 200), { name: 'SessionInterrupted', code: 'ERR_SESSION_INTERRUPTED' })
+        await assert.rejects(Promise.resolve(sessions.finish(slow, 200)), { name: 'SessionInterrupted', code: 'ERR_SESSION_INTERRUPTED' })
         assert.equal(await reload(sessions, key), null)
       })
 
@@ -215,9 +215,9 @@ for (const backend of backends) {
 
       it('test_empty_session_saved: a session emptied after it was saved is saved empty and its cookie re-sent', async (t) => {
         const { sessions } = await setup(t)
-        const state = await sessions.begin(undefined)
+        const state = await sessions.start(undefined)
         state.session.set('foo', 'bar')
-        const first = await sessions.end(state, 200)
+        const first = await sessions.finish(state, 200)
         const key = state.session.sessionKey
         assert.ok(key && key.length > 8)
         assert.ok(first.setCookie?.startsWith(`sessionid=${key};`))
@@ -225,7 +225,7 @@ for (const backend of backends) {
         assert.deepEqual(await reload(sessions, key), { foo: 'bar' })
 
         state.session.delete('foo')
-        const second = await sessions.end(state, 200)
+        const second = await sessions.finish(state, 200)
         assert.deepEqual(await reload(sessions, key), {})
         assert.equal(state.session.sessionKey, key)
         assert.ok(second.setCookie?.startsWith(`sessionid=${key};`))
@@ -416,7 +416,7 @@ for (const backend of backends) {
         const { sessions, engine, logger } = await setup(t)
         const key = await stored(sessions, { user: 1 })
         engine.fail.load = new Error('connect ECONNREFUSED 127.0.0.1:5432')
-        const err = await sessions.begin(`sessionid=${key}`).then(
+        const err = await Promise.resolve(sessions.start(`sessionid=${key}`)).then(
           () => assert.fail('begin() should have thrown'),
           (error: unknown) => error,
         )
@@ -432,17 +432,17 @@ for (const backend of backends) {
         const { sessions, engine, logger } = await setup(t)
         const key = await stored(sessions, { user: 1 })
         engine.fail.load = new Error(`Command timed out: GET session:${key}`)
-        await assert.rejects(sessions.begin(`sessionid=${key}`), { code: 'ERR_STORE_UNAVAILABLE' })
+        await assert.rejects(Promise.resolve(sessions.start(`sessionid=${key}`)), { code: 'ERR_STORE_UNAVAILABLE' })
         assert.ok(logger.errors.length >= 1)
         assert.ok(!logger.everything().includes(key), 'the log does not contain the session key')
       })
 
       it('a store that fails on save throws StoreUnavailable (503) from end, logged', async (t) => {
         const { sessions, engine, logger } = await setup(t)
-        const state = await sessions.begin(undefined)
+        const state = await sessions.start(undefined)
         state.session.set('user', 1)
         engine.fail.save = new Error('disk I/O error')
-        await assert.rejects(sessions.end(state, 200), (error: unknown) => {
+        await assert.rejects(Promise.resolve(sessions.finish(state, 200)), (error: unknown) => {
           assert.ok(error instanceof StoreUnavailable)
           assert.equal(error.code, 'ERR_STORE_UNAVAILABLE')
           return true
@@ -551,9 +551,9 @@ describe('middleware core on signed_cookies: Set-Cookie strings verified against
 
   it('a session too large for a browser cookie throws SessionTooLarge naming the size', async (t) => {
     const { sessions } = await setup(t)
-    const state = await sessions.begin(undefined)
+    const state = await sessions.start(undefined)
     state.session.set('blob', noise(6000, 1))
-    const err = await sessions.end(state, 200).then(
+    const err = await Promise.resolve(sessions.finish(state, 200)).then(
       () => assert.fail('end() should have thrown'),
       (error: unknown) => error,
     )
@@ -571,9 +571,9 @@ describe('middleware core on signed_cookies: Set-Cookie strings verified against
     const { sessions } = await setup(t)
     const ok = await handle(sessions, undefined, (s) => s.set(fits.name, fits.value))
     assert.equal(ok.setCookie?.split(';')[0]?.length, 4096)
-    const state = await sessions.begin(undefined)
+    const state = await sessions.start(undefined)
     state.session.set(over.name, over.value)
-    await assert.rejects(sessions.end(state, 200), (error: unknown) => {
+    await assert.rejects(Promise.resolve(sessions.finish(state, 200)), (error: unknown) => {
       assert.ok(error instanceof SessionTooLarge)
       assert.equal(error.size, 4097)
       assert.match(error.message, /\b4097\b/)

@@ -14,8 +14,8 @@ import Fastify from 'fastify'
 import Koa from 'koa'
 import { Hono } from 'hono'
 import { serve } from '@hono/node-server'
-import type { Session } from 'sessionkit'
-import { addTestLayer, type MakeServer } from 'sessionkit/testing'
+import type { Session, Settings } from 'sessionkit'
+import { addTestLayer, capturingLogger, manualClock, type MakeServer } from 'sessionkit/testing'
 import { withSessions } from 'sessionkit/node'
 import { sessions as expressSessions } from 'sessionkit/express'
 import { sessionPlugin } from 'sessionkit/fastify'
@@ -23,6 +23,11 @@ import { sessions as koaSessions, type SessionContext } from 'sessionkit/koa'
 import { sessions as honoSessions, type SessionEnv } from 'sessionkit/hono'
 import { withSessions as withFetchSessions } from 'sessionkit/fetch'
 import { listen } from './http.ts'
+
+/** Settings for a framework's own tests: signed cookies, a manual clock, a capturing logger. */
+export function adapterSettings(extra: Partial<Settings> = {}): Partial<Settings> {
+  return { secretKey: 'adapters-test-secret-0123456789abcdefghijklmnop', engine: 'signed_cookies', now: manualClock(), logger: capturingLogger(), ...extra }
+}
 
 /** The three chunks of `/stream`. */
 export const CHUNKS = ['one\n', 'two\n', 'three\n'] as const

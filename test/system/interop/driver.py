@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Real Django, driven by test/interop.test.ts over JSON lines.
+"""Real Django, driven by test/system/interop.test.ts over JSON lines.
 
-Run as `/usr/bin/python3 test/interop/driver.py` with the interop project's settings in the
+Run as `/usr/bin/python3 test/system/interop/driver.py` with the interop project's settings in the
 environment (see interop_site/settings.py). Each line on stdin is a request
 `{"id": n, "op": "...", ...}`; each answer is one line on stdout, `{"id": n, "ok": true,
 "result": ...}` or `{"id": n, "ok": false, "error": "..."}`. A request may carry

@@ -1,7 +1,8 @@
 /**
- * The db engine on PostgreSQL, beyond the conformance suite: Django's table and indexes,
- * one round trip per load and per save, CreateError and UpdateError, expiry against the
- * injected clock, batched clearing, the CLI, a refused connection, and a pool passed in.
+ * The PostgreSQL driver (pg): the SQL driver contract (test/helpers/sql-contract.ts), then what is
+ * PostgreSQL's own: Django's table and indexes, concurrent migrations, one named prepared
+ * statement per operation, `timestamptz` whatever the connection's TimeZone, the CLI, refused
+ * connections, an idle connection killed, and a pool or client passed in.
  *
  * Each test works in a schema of its own (`sk_pg_<hex>`, through `search_path`), dropped
  * afterwards, so test files running in parallel never meet.
@@ -11,10 +12,11 @@ import assert from 'node:assert/strict'
 import pg from 'pg'
 import { createSessions, type Settings } from 'sessionkit'
 import { capturingLogger, manualClock, dataOf } from 'sessionkit/testing'
-import { CLEAR_BATCH_SIZE, sqlEngine, type DbEngine } from '../src/engines/db.ts'
-import { loadPg, postgresDriver, type PostgresDriver } from '../src/drivers/postgres.ts'
-import { main } from '../src/cli.ts'
-import { POSTGRES_URL, postgresAvailable, postgresScratch, type PostgresScratch } from './helpers/databases.ts'
+import { sqlEngine, type DbEngine } from '../../src/engines/db.ts'
+import { loadPg, postgresDriver, type PostgresDriver } from '../../src/drivers/postgres.ts'
+import { main } from '../../src/cli.ts'
+import { POSTGRES_URL, postgresAvailable, postgresScratch, type PostgresScratch } from '../helpers/databases.ts'
+import { describeSqlDriver } from '../helpers/sql-contract.ts'
 
 const skip = await postgresAvailable()
 
@@ -90,7 +92,38 @@ async function cli(argv: string[], env: Record<string, string>, isTTY = false) {
   return { code, stdout, stderr }
 }
 
-const saveOptions = (mustCreate: boolean, expireDate = new Date(T0 + TWO_WEEKS)) => ({ mustCreate, expireDate, expiryAge: 1209600 })
+describeSqlDriver({
+  name: 'PostgreSQL',
+  dialect: 'postgresql',
+  skip,
+  allCreated: ALL_CREATED,
+  droppedIndex: 'django_session_session_key_c0390e0f_like',
+  closedError: /after calling end on the pool/,
+  async open(t, settings = {}, options = {}) {
+    const { db, clock, logger, sessions, engine } = await open(t, settings, options)
+    return {
+      sessions,
+      engine: engine as DbEngine & { driver: PostgresDriver },
+      clock,
+      logger,
+      where: db.url,
+      async insertRow(key, data, expireDate) {
+        await db.pool.query('INSERT INTO django_session VALUES ($1, $2, $3)', [key, data, `${expireDate}+00`])
+      },
+      seedExpired: (count) => seedExpired(db.pool, count),
+      async keys() {
+        const { rows } = await db.pool.query<{ session_key: string }>('SELECT session_key FROM django_session ORDER BY session_key')
+        return rows.map((r) => r.session_key)
+      },
+      async dropIndex() {
+        await db.pool.query('DROP INDEX django_session_session_key_c0390e0f_like')
+      },
+      async indexes() {
+        return (await indexes(db.pool, db.schema)).map((i) => i.name)
+      },
+    }
+  },
+})
 
 describe('db engine on PostgreSQL', { skip }, () => {
   it('creates django_session with the columns and indexes Django’s migration creates', async (t) => {
@@ -115,15 +148,6 @@ describe('db engine on PostgreSQL', { skip }, () => {
         def: 'CREATE INDEX django_session_session_key_c0390e0f_like ON <schema>.django_session USING btree (session_key varchar_pattern_ops)',
       },
     ])
-  })
-
-  it('migrate is idempotent, recreates only what is missing, and names the URL without its password', async (t) => {
-    const { db, engine } = await open(t, {}, { migrate: false })
-    assert.deepEqual(await engine.migrateReport(), { created: ALL_CREATED, where: db.url })
-    assert.deepEqual((await engine.migrateReport()).created, [])
-    await db.pool.query('DROP INDEX django_session_session_key_c0390e0f_like')
-    assert.deepEqual((await engine.migrateReport()).created, ['index django_session_session_key_c0390e0f_like'])
-    assert.equal((await indexes(db.pool, db.schema)).length, 3)
   })
 
   it('lets several processes migrate at once: each object is created exactly once', async (t) => {
@@ -182,34 +206,6 @@ describe('db engine on PostgreSQL', { skip }, () => {
     )
   })
 
-  it('refuses to create over a taken key with CreateError and keeps the stored data', async (t) => {
-    const { engine } = await open(t)
-    const key = 'a'.repeat(32)
-    await engine.save(key, new Map([['first', 1]]), saveOptions(true))
-    await assert.rejects(engine.save(key, new Map([['second', 2]]), saveOptions(true)), { code: 'ERR_SESSION_CREATE' })
-    assert.deepEqual(dataOf(await engine.load(key)), new Map([['first', 1]]))
-  })
-
-  it('refuses to update a session deleted meanwhile with UpdateError and does not resurrect it', async (t) => {
-    const { sessions, engine } = await open(t)
-    const s = sessions.session()
-    s.set('a', 1)
-    await s.save()
-    await engine.delete(s.sessionKey!)
-    s.set('a', 2)
-    await assert.rejects(s.save(), { code: 'ERR_SESSION_UPDATE' })
-    assert.equal(await engine.exists(s.sessionKey!), false)
-  })
-
-  it('saves a session whose data and expiry did not change', async (t) => {
-    const { engine } = await open(t)
-    const key = 'b'.repeat(32)
-    await engine.save(key, new Map([['same', 1]]), saveOptions(true))
-    await engine.save(key, new Map([['same', 1]]), saveOptions(false))
-    await engine.save(key, new Map([['same', 1]]), saveOptions(false))
-    assert.deepEqual(dataOf(await engine.load(key)), new Map([['same', 1]]))
-  })
-
   it('stores expire_date as an instant, whatever the connection’s TimeZone', async (t) => {
     const db = await scratch(t)
     const chatham = `${POSTGRES_URL}${POSTGRES_URL.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${db.schema} -c TimeZone=Pacific/Chatham`)}`
@@ -228,57 +224,6 @@ describe('db engine on PostgreSQL', { skip }, () => {
     assert.deepEqual(dataOf(await sessions.engine!.load(s.sessionKey!)), new Map([['a', 1]]))
     clock.advance(0.001)
     assert.equal(await sessions.engine!.load(s.sessionKey!), null)
-  })
-
-  it('hides expired rows from load, keeps them for exists, and clearExpired removes them (by the injected clock)', async (t) => {
-    const { sessions, engine, clock } = await open(t)
-    const short = sessions.session()
-    short.set('a', 1)
-    short.setExpiry(60)
-    await short.save()
-    const long = sessions.session()
-    long.set('b', 2)
-    await long.save()
-
-    clock.advance(60) // expire_date == now: not live (expire_date > now) yet not clearable (expire_date < now)
-    assert.equal(await engine.load(short.sessionKey!), null)
-    assert.equal(await engine.clearExpired(), 0)
-    clock.advance(1)
-    const reread = sessions.session(short.sessionKey)
-    await reread.load()
-    assert.equal(reread.sessionKey, null)
-    assert.equal(await engine.exists(short.sessionKey!), true, 'Django’s exists() ignores expiry')
-    assert.equal(await engine.clearExpired(), 1)
-    assert.equal(await engine.exists(short.sessionKey!), false)
-    assert.deepEqual(dataOf(await engine.load(long.sessionKey!)), new Map([['b', 2]]))
-  })
-
-  it('clears expired sessions in batches, reporting progress, and keeps live ones', async (t) => {
-    const { db, engine, driver } = await open(t)
-    await seedExpired(db.pool, 2500)
-    for (const key of ['live0000001', 'live0000002', 'live0000003']) {
-      await engine.save(key, new Map([['k', key]]), saveOptions(true))
-    }
-    const progress: number[] = []
-    const before = driver.stats.clearExpired
-    assert.equal(await engine.clearExpired((deleted) => progress.push(deleted)), 2500)
-    assert.deepEqual(progress, [CLEAR_BATCH_SIZE, 2 * CLEAR_BATCH_SIZE, 2500])
-    assert.equal(driver.stats.clearExpired - before, 3)
-    const { rows } = await db.pool.query<{ session_key: string }>('SELECT session_key FROM django_session ORDER BY session_key')
-    assert.deepEqual(rows.map((r) => r.session_key), ['live0000001', 'live0000002', 'live0000003'])
-  })
-
-  it('loads a row with corrupt session_data as an empty session and warns once, without the key', async (t) => {
-    const { db, sessions, logger } = await open(t)
-    const key = 'corrupt0000000000000000000000000'
-    await db.pool.query("INSERT INTO django_session VALUES ($1, 'bad:encoded:value', '2099-01-01 00:00:00+00')", [key])
-    const s = sessions.session(key)
-    await s.load()
-    assert.deepEqual(s.entries(), [])
-    assert.equal(s.sessionKey, key, 'the row exists, so the key is kept, as in Django')
-    assert.equal(logger.warnings.length, 1)
-    assert.match(logger.warnings[0]!, /db:postgresql/)
-    assert.doesNotMatch(logger.warnings[0]!, new RegExp(key))
   })
 
   it('opens from postgres:// and postgresql:// URLs as the db:postgresql engine', async (t) => {

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, it, type TestContext } from 'node:test'
-import { createApp, FRAMEWORKS, type AppOptions } from '../examples/login/app.js'
+import { createApp, FRAMEWORKS, type AppOptions } from '../../examples/login/app.js'
 
 const SECRET = 'example-test-secret-not-for-production-0123456789abcdef'
 
@@ -438,7 +438,7 @@ describe('example login app on every framework, from the same pages', () => {
 })
 
 describe('npm start (examples/login/server.ts)', () => {
-  const root = fileURLToPath(new URL('../', import.meta.url))
+  const root = fileURLToPath(new URL('../../', import.meta.url))
   const server = path.join(root, 'examples/login/server.ts')
 
   /** Spawn the server as `npm start` does, in a temporary working directory, on a free port. */

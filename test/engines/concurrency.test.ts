@@ -7,8 +7,8 @@ import { describe, it, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { createSessions, type Engine, type EngineFactory } from 'sessionkit'
 import { withSessions } from 'sessionkit/node'
-import { listen } from './helpers/http.ts'
-import { serverEngines } from './helpers/engines.ts'
+import { listen } from '../helpers/http.ts'
+import { serverEngines } from '../helpers/engines.ts'
 
 const SECRET = 'sessionkit-concurrency-secret'
 const PARALLEL = 50
@@ -123,14 +123,14 @@ describe('cycleKey during concurrent requests', () => {
     await first.save()
     const oldKey = first.sessionKey!
     // A slow request loaded the session on the old key…
-    const slow = await sessions.begin(`sessionid=${oldKey}`)
+    const slow = await sessions.start(`sessionid=${oldKey}`)
     // …while the login request cycled the key.
-    const login = await sessions.begin(`sessionid=${oldKey}`)
+    const login = await sessions.start(`sessionid=${oldKey}`)
     await login.session.cycleKey()
-    await sessions.end(login, 200)
+    await sessions.finish(login, 200)
     const newKey = login.session.sessionKey!
     slow.session.set('cart', ['book'])
-    await assert.rejects(sessions.end(slow, 200), { code: 'ERR_SESSION_INTERRUPTED' })
+    await assert.rejects(Promise.resolve(sessions.finish(slow, 200)), { code: 'ERR_SESSION_INTERRUPTED' })
     assert.equal(await sessions.session().exists(oldKey), false)
     const reread = sessions.session(newKey)
     await reread.load()

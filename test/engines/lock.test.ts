@@ -12,9 +12,9 @@ import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createSessions, type EngineFactory, type Settings } from 'sessionkit'
 import { withSessions } from 'sessionkit/node'
-import type { DbEngine } from '../src/engines/db.ts'
-import { serverEngines } from './helpers/engines.ts'
-import { listen } from './helpers/http.ts'
+import type { DbEngine } from '../../src/engines/db.ts'
+import { serverEngines } from '../helpers/engines.ts'
+import { listen } from '../helpers/http.ts'
 
 const SECRET = 'sessionkit-lock-secret'
 /** How long a locked route holds the lock in the serialization test. */
@@ -43,6 +43,7 @@ interface Span {
  */
 async function app(t: TestContext, factory: EngineFactory, lock: Partial<Pick<Settings, 'lockWaitMs' | 'lockTtlMs'>> = {}) {
   const warnings: string[] = []
+  let locksTaken = 0
   const sessions = createSessions({ secretKey: SECRET, engine: factory, logger: { warn: (m) => warnings.push(m), error() {} }, ...lock })
   await sessions.ready()
   await sessions.migrate()
@@ -51,7 +52,10 @@ async function app(t: TestContext, factory: EngineFactory, lock: Partial<Pick<Se
     withSessions(async (req, res) => {
       const url = new URL(req.url!, 'http://x')
       const k = url.searchParams.get('k')
-      if (url.pathname === '/locked' || url.pathname === '/throw') await req.session.lock()
+      if (url.pathname === '/locked' || url.pathname === '/throw') {
+        await req.session.lock()
+        locksTaken++
+      }
       if (url.pathname === '/throw') throw new Error('the handler failed')
       const start = Date.now()
       const keys = req.session.keys()
@@ -75,7 +79,11 @@ async function app(t: TestContext, factory: EngineFactory, lock: Partial<Pick<Se
     return { cookie: setCookie!, key: setCookie!.slice('sessionid='.length) }
   }
   const keysOf = async (cookie: string) => (await get('/unlocked', cookie)).span!.keys
-  return { sessions, get, start, keysOf, warnings }
+  /** Resolves once `count` locked routes have taken their lock (however slow the machine is). */
+  const locked = async (count = 1) => {
+    while (locksTaken < count) await sleep(5)
+  }
+  return { sessions, get, start, keysOf, warnings, locked }
 }
 
 for (const engine of engines) {
@@ -95,10 +103,10 @@ for (const engine of engines) {
 
     it('a lock held past waitMs: the waiter answers 503 after waitMs, and the holder completes', async (t) => {
       const waitMs = 300
-      const { get, start, keysOf, warnings } = await app(t, engine.factory(), { lockWaitMs: waitMs })
+      const { get, start, keysOf, warnings, locked } = await app(t, engine.factory(), { lockWaitMs: waitMs })
       const { cookie } = await start()
       const holder = get(`/locked?k=held&ms=${waitMs + 500}`, cookie)
-      await sleep(50)
+      await locked() // the holder has the lock before the waiter asks for it
       const waiter = await get('/locked?k=waiter', cookie)
       assert.equal(waiter.status, 503)
       assert.match(waiter.body, /busy with another request/)
@@ -134,13 +142,13 @@ for (const engine of engines) {
     })
 
     it('routes that do not lock are not blocked by a locked one, and both writes are kept', async (t) => {
-      const { get, start, keysOf } = await app(t, engine.factory())
+      const { get, start, keysOf, locked } = await app(t, engine.factory())
       const { cookie } = await start()
-      const locked = get('/locked?k=slow&ms=500', cookie)
-      await sleep(50)
+      const slowly = get('/locked?k=slow&ms=500', cookie)
+      await locked() // the slow route holds the lock
       const free = await get('/unlocked?k=free', cookie)
       assert.equal(free.status, 200)
-      const slow = await locked
+      const slow = await slowly
       assert.equal(slow.status, 200)
       assert.ok(free.span!.end < slow.span!.end, 'the unlocked request finished while the locked one held the lock')
       assert.deepEqual((await keysOf(cookie)).sort(), ['free', 'slow', 'start'])
@@ -168,7 +176,7 @@ describe('session.lock() outside the engines', () => {
     const made = sessions.session()
     made.set('a', 1)
     await made.save()
-    const state = await sessions.begin(`sessionid=${made.sessionKey}`)
+    const state = await sessions.start(`sessionid=${made.sessionKey}`)
     state.session.set('b', 2)
     await assert.rejects(state.session.lock(), { code: 'ERR_SESSION_LOCK_ORDER', message: /call it first/ })
     assert.equal(state.session.locked, false)
@@ -184,18 +192,18 @@ describe('session.lock() outside the engines', () => {
     const engine = await sessions.ready()
     const free = async () => (await engine.lock!(made.sessionKey!, { waitMs: 0, ttlMs: 1000 }).then((release) => release().then(() => true), () => false))
 
-    const one = await sessions.begin(cookie)
+    const one = await sessions.start(cookie)
     await one.session.lock()
     await one.session.lock()
     assert.equal(await free(), false)
     await one.session.unlock()
     assert.equal(await free(), true)
 
-    const two = await sessions.begin(cookie)
+    const two = await sessions.start(cookie)
     await two.session.lock()
     two.session.set('b', 2)
     await sessions.session(made.sessionKey).destroy() // a logout elsewhere: the save fails with 400
-    await assert.rejects(sessions.end(two, 200), { code: 'ERR_SESSION_INTERRUPTED' })
+    await assert.rejects(Promise.resolve(sessions.finish(two, 200)), { code: 'ERR_SESSION_INTERRUPTED' })
     assert.equal(two.session.locked, false)
     assert.equal(await free(), true)
   })

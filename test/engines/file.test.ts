@@ -44,7 +44,7 @@ interface SessionVector {
   dbCompressed: boolean
 }
 const VECTORS: { secretKey: string; now: number; sessions: SessionVector[] } = JSON.parse(
-  readFileSync(new URL('./fixtures/django-vectors.json', import.meta.url), 'utf8'),
+  readFileSync(new URL('../fixtures/django-vectors.json', import.meta.url), 'utf8'),
 )
 const SECRET = VECTORS.secretKey
 

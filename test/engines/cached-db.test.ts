@@ -28,22 +28,22 @@ import {
   type Settings,
 } from 'sessionkit'
 import { capturingLogger, manualClock, type ManualClock } from 'sessionkit/testing'
-import type { SessionCache } from '../src/caches/cache.ts'
-import { memoryCache } from '../src/caches/memory.ts'
-import { redisCache, redisCacheFromUrl } from '../src/caches/redis.ts'
-import { openSqlite } from '../src/drivers/sqlite.ts'
-import { postgresDriver } from '../src/drivers/postgres.ts'
-import { sqlEngine } from '../src/engines/db.ts'
-import type { SqlDriver } from '../src/drivers/sql.ts'
+import type { SessionCache } from '../../src/caches/cache.ts'
+import { memoryCache } from '../../src/caches/memory.ts'
+import { redisCache, redisCacheFromUrl } from '../../src/caches/redis.ts'
+import { openSqlite } from '../../src/drivers/sqlite.ts'
+import { postgresDriver } from '../../src/drivers/postgres.ts'
+import { sqlEngine } from '../../src/engines/db.ts'
+import type { SqlDriver } from '../../src/drivers/sql.ts'
 import {
   CACHED_DB_KEY_PREFIX,
   CACHED_DB_RETRY_MS,
   cachedDbOver,
   type CachedDbEngine,
   type CachedDbTuning,
-} from '../src/engines/cached-db.ts'
-import { deleteTestKeys, REDIS_HOST, REDIS_PORT, REDIS_URL, redisAvailable, uniquePrefix } from './helpers/redis.ts'
-import { postgresAvailable, postgresScratch, type PostgresScratch } from './helpers/databases.ts'
+} from '../../src/engines/cached-db.ts'
+import { deleteTestKeys, REDIS_HOST, REDIS_PORT, REDIS_URL, redisAvailable, uniquePrefix } from '../helpers/redis.ts'
+import { postgresAvailable, postgresScratch, type PostgresScratch } from '../helpers/databases.ts'
 
 const SECRET = 'sessionkit-cached-db-tests-secret-0123456789'
 const T0 = 1_700_000_000_000
@@ -222,9 +222,9 @@ function open(t: TestContext, variant: Variant, extra: Partial<Settings> = {}, t
 
 /** One request through the middleware core: `handler` runs on the loaded session; the cookie comes back. */
 async function request(sessions: Sessions, cookie: string | undefined, handler: (session: Session) => void): Promise<string | undefined> {
-  const state = await sessions.begin(cookie === undefined ? undefined : `sessionid=${cookie}`)
+  const state = await sessions.start(cookie === undefined ? undefined : `sessionid=${cookie}`)
   handler(state.session)
-  const { setCookie } = await sessions.end(state, 200)
+  const { setCookie } = await sessions.finish(state, 200)
   return setCookie ? /^sessionid=([^;]*)/.exec(setCookie)?.[1] : cookie
 }
 

@@ -19,9 +19,9 @@ import { Cluster } from 'ioredis'
 import { createCluster } from 'redis'
 import { createSessions, type Settings } from 'sessionkit'
 import { capturingLogger, describeEngine } from 'sessionkit/testing'
-import { redisCache } from '../src/caches/redis.ts'
-import { describeCacheContract } from './helpers/cache-contract.ts'
-import { ping, recorded, underCI, uniquePrefix } from './helpers/redis.ts'
+import { redisCache } from '../../src/caches/redis.ts'
+import { describeCacheContract } from '../helpers/cache-contract.ts'
+import { ping, recorded, underCI, uniquePrefix } from '../helpers/redis.ts'
 
 const run = promisify(execFile)
 const NODES = 6

@@ -9,7 +9,7 @@ import { setImmediate as tick } from 'node:timers/promises'
 import { createSessions, type Settings } from 'sessionkit'
 import { withSessions, type SessionHandler } from 'sessionkit/node'
 import { manualClock } from 'sessionkit/testing'
-import { backends, capturingLogger, CookieJar, cookiesNamed, instrument, listen, request, type Backend } from './helpers/http.ts'
+import { backends, capturingLogger, CookieJar, cookiesNamed, instrument, listen, request, type Backend } from '../helpers/http.ts'
 
 const SECRET = 'node-adapter-test-secret-0123456789abcdefghijklmn'
 

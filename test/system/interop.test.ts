@@ -1,6 +1,6 @@
 /**
  * Wire compatibility with real Django, both ways: Debian's python3-django (3.2) run as a
- * subprocess on the project in test/interop/ (its driver.py speaks JSON lines; manage.py
+ * subprocess on the project in test/system/interop/ (its driver.py speaks JSON lines; manage.py
  * runs `migrate` and `clearsessions` as a Django user would), against sessionkit's engines,
  * CLI and node:http adapter on 127.0.0.1.
  *
@@ -24,8 +24,8 @@ import pg from 'pg'
 import Database from 'better-sqlite3'
 import { createCodec, createSessions, redactUrl, resolveSettings, type Sessions, type Settings } from 'sessionkit'
 import { capturingLogger } from 'sessionkit/testing'
-import { main } from '../src/cli.ts'
-import { POSTGRES_URL } from './helpers/databases.ts'
+import { main } from '../../src/cli.ts'
+import { POSTGRES_URL } from '../helpers/databases.ts'
 import { PYTHON, manage, probeDjango, startDriver, type DjangoEnv, type DjangoResponse, type DjangoSession, type Driver } from './interop/django.ts'
 import { cookieValue, nodeRequest, startNodeApp, type NodeApp, type NodeSession } from './interop/node-app.ts'
 

@@ -1,7 +1,8 @@
 /**
- * The db engine on SQLite, beyond the conformance suite: Django's table and SQL, the
- * expire_date text format, one statement per operation, batched clearing, URL parsing, and
- * a live round trip with Django on the same database file when Django is installed.
+ * The SQLite driver (better-sqlite3): the SQL driver contract (test/helpers/sql-contract.ts),
+ * then what is SQLite's own: Django's exact DDL, created as the database opens, WAL mode, a
+ * database in memory, the expire_date text format, another connection on the same file, the
+ * package as an optional peer, and a live round trip with Django on the same database file.
  */
 import { describe, it, after, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
@@ -10,10 +11,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { createSessions, type Settings } from 'sessionkit'
-import { capturingLogger, manualClock, dataOf } from 'sessionkit/testing'
-import { CLEAR_BATCH_SIZE, parseDatabaseUrl, type DbEngine } from '../src/engines/db.ts'
-import { loadBetterSqlite3, type SqliteDriver } from '../src/drivers/sqlite.ts'
-import { toDjangoDateTime } from '../src/drivers/sql.ts'
+import { capturingLogger, manualClock } from 'sessionkit/testing'
+import type { DbEngine } from '../../src/engines/db.ts'
+import { loadBetterSqlite3, type SqliteDriver } from '../../src/drivers/sqlite.ts'
+import { toDjangoDateTime } from '../../src/drivers/sql.ts'
+import { describeSqlDriver } from '../helpers/sql-contract.ts'
 
 const dir = mkdtempSync(path.join(tmpdir(), 'sessionkit-db-sqlite-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
@@ -34,8 +36,8 @@ function open(t: TestContext, settings: Partial<Settings> = {}) {
   const logger = capturingLogger()
   const sessions = createSessions({ secretKey: 'test', databaseUrl: `sqlite:${file}`, now: clock, logger, ...settings })
   t.after(() => sessions.close())
-  const engine = sessions.engine as DbEngine
-  const driver = engine.driver as SqliteDriver
+  const engine = sessions.engine as DbEngine & { driver: SqliteDriver }
+  const driver = engine.driver
   return { file, clock, logger, sessions, engine, driver, db: driver.database }
 }
 
@@ -51,7 +53,42 @@ function row(db: SqliteDriver['database'], key: string) {
     .get(key)
 }
 
-const saveOptions = (mustCreate: boolean, expireDate = new Date(T0 + TWO_WEEKS)) => ({ mustCreate, expireDate, expiryAge: 1209600 })
+describeSqlDriver({
+  name: 'SQLite',
+  dialect: 'sqlite',
+  skip: false,
+  allCreated: ['table django_session', 'index django_session_expire_date_a5c62663'],
+  droppedIndex: 'django_session_expire_date_a5c62663',
+  closedError: /not open/,
+  async open(t, settings = {}) {
+    const { file, clock, logger, sessions, engine, db } = open(t, settings)
+    return {
+      sessions,
+      engine,
+      clock,
+      logger,
+      where: file,
+      async insertRow(key, data, expireDate) {
+        db.prepare('INSERT INTO django_session VALUES (?, ?, ?)').run(key, data, expireDate)
+      },
+      async seedExpired(count) {
+        const insert = db.prepare('INSERT INTO django_session VALUES (?, ?, ?)')
+        db.transaction(() => {
+          for (let i = 0; i < count; i++) insert.run(`expired${String(i).padStart(8, '0')}`, 'x', '2020-01-01 00:00:00')
+        })()
+      },
+      async keys() {
+        return db.prepare<[], string>('SELECT session_key FROM django_session ORDER BY session_key').pluck().all()
+      },
+      async dropIndex() {
+        db.exec('DROP INDEX django_session_expire_date_a5c62663')
+      },
+      async indexes() {
+        return db.prepare<[], string>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'django_session' ORDER BY name").pluck().all()
+      },
+    }
+  },
+})
 
 describe('db engine on SQLite', () => {
   it('creates django_session exactly as Django’s migration does, as it opens', (t) => {
@@ -120,44 +157,6 @@ describe('db engine on SQLite', () => {
     assert.throws(() => toDjangoDateTime(new Date(Number.NaN)), RangeError)
   })
 
-  it('runs one statement per load, create, update, exists and delete', async (t) => {
-    const { sessions, driver } = open(t)
-    const count = async (kind: keyof SqliteDriver['stats'], run: () => Promise<unknown>) => {
-      const before = { ...driver.stats }
-      await run()
-      assert.equal(driver.stats.statements - before.statements, 1, `${kind}: statements`)
-      assert.equal(driver.stats[kind] - before[kind], 1, `${kind}: kind`)
-    }
-    const s = sessions.session()
-    s.set('a', 1)
-    await count('insert', () => s.save())
-    const other = sessions.session(s.sessionKey)
-    await count('load', () => other.load())
-    other.set('a', 2)
-    await count('update', () => other.save())
-    await count('exists', () => other.exists(other.sessionKey!))
-    await count('delete', () => other.destroy())
-  })
-
-  it('refuses to create over a taken key with CreateError and keeps the stored data', async (t) => {
-    const { engine } = open(t)
-    const key = 'a'.repeat(32)
-    await engine.save(key, new Map([['first', 1]]), saveOptions(true))
-    await assert.rejects(engine.save(key, new Map([['second', 2]]), saveOptions(true)), { code: 'ERR_SESSION_CREATE' })
-    assert.deepEqual(dataOf(await engine.load(key)), new Map([['first', 1]]))
-  })
-
-  it('refuses to update a session deleted meanwhile with UpdateError and does not resurrect it', async (t) => {
-    const { sessions, engine } = open(t)
-    const s = sessions.session()
-    s.set('a', 1)
-    await s.save()
-    await engine.delete(s.sessionKey!)
-    s.set('a', 2)
-    await assert.rejects(s.save(), { code: 'ERR_SESSION_UPDATE' })
-    assert.equal(await engine.exists(s.sessionKey!), false)
-  })
-
   it('sees a logout by another connection on the same file (another worker process)', async (t) => {
     const one = open(t)
     const two = createSessions({ secretKey: 'test', databaseUrl: `sqlite:${one.file}`, now: one.clock })
@@ -171,80 +170,6 @@ describe('db engine on SQLite', () => {
     await assert.rejects(s.save(), { code: 'ERR_SESSION_UPDATE' })
   })
 
-  it('hides expired rows from load, keeps them for exists, and clearExpired removes them', async (t) => {
-    const { sessions, engine, clock } = open(t)
-    const short = sessions.session()
-    short.set('a', 1)
-    short.setExpiry(60)
-    await short.save()
-    const long = sessions.session()
-    long.set('b', 2)
-    await long.save()
-
-    clock.advance(60) // expire_date == now: not live (Django: expire_date > now) yet not clearable (expire_date < now)
-    assert.equal(await engine.load(short.sessionKey!), null)
-    assert.equal(await engine.clearExpired(), 0)
-    clock.advance(1)
-    const reread = sessions.session(short.sessionKey)
-    await reread.load()
-    assert.equal(reread.sessionKey, null)
-    assert.equal(await engine.exists(short.sessionKey!), true, 'Django’s exists() ignores expiry')
-    assert.equal(await engine.clearExpired(), 1)
-    assert.equal(await engine.exists(short.sessionKey!), false)
-    assert.deepEqual(dataOf(await engine.load(long.sessionKey!)), new Map([['b', 2]]))
-  })
-
-  it('clears expired sessions in batches, reporting progress, and keeps live ones', async (t) => {
-    const { engine, driver, db } = open(t)
-    const insert = db.prepare('INSERT INTO django_session VALUES (?, ?, ?)')
-    db.transaction(() => {
-      for (let i = 0; i < 2500; i++) insert.run(`expired${String(i).padStart(8, '0')}`, 'x', '2020-01-01 00:00:00')
-    })()
-    for (const key of ['live0000001', 'live0000002', 'live0000003']) {
-      await engine.save(key, new Map([['k', key]]), saveOptions(true))
-    }
-    const progress: number[] = []
-    const before = driver.stats.clearExpired
-    assert.equal(await engine.clearExpired((deleted) => progress.push(deleted)), 2500)
-    assert.deepEqual(progress, [CLEAR_BATCH_SIZE, 2 * CLEAR_BATCH_SIZE, 2500])
-    assert.equal(driver.stats.clearExpired - before, 3)
-    assert.equal(db.prepare('SELECT count(*) FROM django_session').pluck().get(), 3)
-  })
-
-  it('loads a row with corrupt session_data as an empty session and warns once', async (t) => {
-    const { sessions, db, logger } = open(t)
-    const key = 'corrupt0000000000000000000000000'
-    db.prepare('INSERT INTO django_session VALUES (?, ?, ?)').run(key, 'bad:encoded:value', '2099-01-01 00:00:00')
-    const s = sessions.session(key)
-    await s.load()
-    assert.deepEqual(s.entries(), [])
-    assert.equal(s.sessionKey, key, 'the row exists, so the key is kept, as in Django')
-    assert.equal(logger.warnings.length, 1)
-    assert.match(logger.warnings[0]!, /db:sqlite/)
-    assert.doesNotMatch(logger.warnings[0]!, new RegExp(key))
-  })
-
-  it('reads session_data written by Django (fixture vectors)', async (t) => {
-    const vectors = JSON.parse(readFileSync(new URL('./fixtures/django-vectors.json', import.meta.url), 'utf8')) as {
-      secretKey: string
-      sessions: { name: string; json: string; dbSigned: string }[]
-    }
-    const { sessions, db } = open(t, { secretKey: vectors.secretKey })
-    for (const [i, v] of vectors.sessions.entries()) {
-      const key = `vector${String(i).padStart(10, '0')}`
-      db.prepare('INSERT INTO django_session VALUES (?, ?, ?)').run(key, v.dbSigned, '2099-01-01 00:00:00')
-      assert.deepEqual(dataOf(await sessions.engine!.load(key)), new Map(Object.entries(JSON.parse(v.json) as object)), v.name)
-    }
-  })
-
-  it('closes idempotently, and a closed engine fails loudly', async (t) => {
-    const { sessions, engine } = open(t)
-    await engine.close()
-    await engine.close()
-    await sessions.close()
-    await assert.rejects(engine.load('a'.repeat(32)), /not open/)
-  })
-
   it('says how to install better-sqlite3 when it is missing, and names a broken install', () => {
     const missing = Object.assign(new Error("Cannot find module 'better-sqlite3'\nRequire stack: …"), { code: 'MODULE_NOT_FOUND' })
     assert.throws(
@@ -255,53 +180,6 @@ describe('db engine on SQLite', () => {
     assert.throws(
       () => loadBetterSqlite3(() => { throw broken }),
       (e: Error & { code?: string }) => e.code === 'ERR_IMPROPERLY_CONFIGURED' && e.message.includes('npm rebuild better-sqlite3'),
-    )
-  })
-})
-
-describe('databaseUrl for the db engine', () => {
-  const cwd = '/srv/app'
-  for (const [url, filename] of [
-    ['sqlite:///db.sqlite3', '/srv/app/db.sqlite3'],
-    ['sqlite:///data/sessions.db', '/srv/app/data/sessions.db'],
-    ['sqlite:////var/lib/app/sessions.db', '/var/lib/app/sessions.db'],
-    ['sqlite:///my%20db.sqlite3', '/srv/app/my db.sqlite3'],
-    ['sqlite::memory:', ':memory:'],
-    ['sqlite://:memory:', ':memory:'],
-    ['sqlite:db.sqlite3', '/srv/app/db.sqlite3'],
-    ['sqlite:/abs/path.db', '/abs/path.db'],
-  ] as const) {
-    it(`reads ${url} as ${filename}`, () => {
-      assert.deepEqual(parseDatabaseUrl(url, cwd), { dialect: 'sqlite', filename })
-    })
-  }
-
-  for (const url of ['sqlite:', 'sqlite://', 'sqlite:///', 'sqlite://host/db.sqlite3', 'sqlite:///db.sqlite3?mode=ro', 'sqlite:///%zz']) {
-    it(`refuses ${JSON.stringify(url)} with a message that shows the accepted forms`, () => {
-      assert.throws(
-        () => parseDatabaseUrl(url, cwd),
-        (e: Error & { code?: string }) => e.code === 'ERR_IMPROPERLY_CONFIGURED' && e.message.includes('sqlite:////absolute/path.db'),
-      )
-    })
-  }
-
-  it('recognises PostgreSQL and MySQL URLs', () => {
-    assert.equal(parseDatabaseUrl('postgres://u:p@h/db').dialect, 'postgresql')
-    assert.equal(parseDatabaseUrl('postgresql://h/db').dialect, 'postgresql')
-    assert.equal(parseDatabaseUrl('mysql://h/db').dialect, 'mysql')
-    assert.equal(parseDatabaseUrl('mariadb://h/db').dialect, 'mysql')
-  })
-
-  it('opens PostgreSQL asynchronously: a refused connection rejects ready() without the password', async () => {
-    const sessions = createSessions({ secretKey: 'test', databaseUrl: 'postgres://app:hunter2@127.0.0.1:1/app' })
-    await assert.rejects(sessions.ready(), (e: Error & { code?: string }) => e.code === 'ERR_STORE_UNAVAILABLE' && !e.message.includes('hunter2'))
-  })
-
-  it('refuses a SQLite file in a directory that does not exist, naming the file', () => {
-    const file = path.join(dir, 'no-such-dir', 'db.sqlite3')
-    assert.throws(
-      () => createSessions({ secretKey: 'test', databaseUrl: `sqlite:${file}` }),
-      (e: Error & { code?: string }) => e.code === 'ERR_IMPROPERLY_CONFIGURED' && e.message.includes(file),
     )
   })
 })

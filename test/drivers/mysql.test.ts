@@ -1,8 +1,8 @@
 /**
- * The db engine on MariaDB/MySQL, beyond the conformance suite: Django's table, one round
- * trip per load and per save (counted by the driver and by the server), CreateError and
- * UpdateError, an unchanged save, UTC dates, expiry against the injected clock, batched
- * clearing, the CLI, a refused connection, and a pool passed in.
+ * The MariaDB/MySQL driver (mysql2): the SQL driver contract (test/helpers/sql-contract.ts), then
+ * what is MySQL's own: Django's table in InnoDB and utf8mb4, concurrent migrations, one statement
+ * per operation as the server counts them, an unchanged save with and without FOUND_ROWS, UTC
+ * dates whatever the pool's timezone, the CLI, refused connections, and a pool passed in.
  *
  * Each test works in a database of its own (`sk_my_<hex>`), dropped afterwards, so test
  * files running in parallel never meet.
@@ -13,10 +13,11 @@ import mysql from 'mysql2/promise'
 import mysqlCallbacks from 'mysql2'
 import { createSessions, type Settings } from 'sessionkit'
 import { capturingLogger, manualClock, dataOf } from 'sessionkit/testing'
-import { CLEAR_BATCH_SIZE, sqlEngine, type DbEngine } from '../src/engines/db.ts'
-import { loadMysql2, mysqlDriver, type MysqlDriver } from '../src/drivers/mysql.ts'
-import { main } from '../src/cli.ts'
-import { MYSQL_URL, mysqlAvailable, mysqlScratch, type MysqlScratch } from './helpers/databases.ts'
+import { sqlEngine, type DbEngine } from '../../src/engines/db.ts'
+import { loadMysql2, mysqlDriver, type MysqlDriver } from '../../src/drivers/mysql.ts'
+import { main } from '../../src/cli.ts'
+import { MYSQL_URL, mysqlAvailable, mysqlScratch, type MysqlScratch } from '../helpers/databases.ts'
+import { describeSqlDriver } from '../helpers/sql-contract.ts'
 
 const skip = await mysqlAvailable()
 
@@ -79,6 +80,38 @@ async function cli(argv: string[], env: Record<string, string>, isTTY = false) {
 
 const saveOptions = (mustCreate: boolean, expireDate = new Date(T0 + TWO_WEEKS)) => ({ mustCreate, expireDate, expiryAge: 1209600 })
 
+describeSqlDriver({
+  name: 'MariaDB/MySQL',
+  dialect: 'mysql',
+  skip,
+  allCreated: ALL_CREATED,
+  droppedIndex: 'django_session_expire_date_a5c62663',
+  closedError: /closed/i,
+  async open(t, settings = {}, options = {}) {
+    const { db, clock, logger, sessions, engine } = await open(t, settings, options)
+    return {
+      sessions,
+      engine: engine as DbEngine & { driver: MysqlDriver },
+      clock,
+      logger,
+      where: db.url,
+      async insertRow(key, data, expireDate) {
+        await db.pool.query('INSERT INTO django_session VALUES (?, ?, ?)', [key, data, expireDate])
+      },
+      seedExpired: (count) => seedExpired(db.pool, count),
+      async keys() {
+        return (await rows<{ session_key: string }>(db.pool, 'SELECT session_key FROM django_session ORDER BY session_key')).map((r) => r.session_key)
+      },
+      async dropIndex() {
+        await db.pool.query('DROP INDEX django_session_expire_date_a5c62663 ON django_session')
+      },
+      async indexes() {
+        return (await rows<{ name: string }>(db.pool, 'SELECT DISTINCT INDEX_NAME AS name FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = ?', ['django_session'])).map((r) => r.name)
+      },
+    }
+  },
+})
+
 describe('db engine on MariaDB/MySQL', { skip }, () => {
   it('creates django_session as Django’s migration does on MySQL, in InnoDB and utf8mb4', async (t) => {
     const { db, engine } = await open(t, {}, { migrate: false })
@@ -113,14 +146,6 @@ describe('db engine on MariaDB/MySQL', { skip }, () => {
       { name: 'django_session_expire_date_a5c62663', column: 'expire_date', nonUnique: 1 },
       { name: 'PRIMARY', column: 'session_key', nonUnique: 0 },
     ])
-  })
-
-  it('migrate is idempotent, recreates only what is missing, and names the URL without its password', async (t) => {
-    const { db, engine } = await open(t, {}, { migrate: false })
-    assert.deepEqual(await engine.migrateReport(), { created: ALL_CREATED, where: db.url })
-    assert.deepEqual((await engine.migrateReport()).created, [])
-    await db.pool.query('DROP INDEX django_session_expire_date_a5c62663 ON django_session')
-    assert.deepEqual((await engine.migrateReport()).created, ['index django_session_expire_date_a5c62663'])
   })
 
   it('lets several processes migrate at once: each object is created exactly once', async (t) => {
@@ -172,28 +197,9 @@ describe('db engine on MariaDB/MySQL', { skip }, () => {
     await step('save', 'update', () => third.save(), 0)
   })
 
-  it('refuses to create over a taken key with CreateError and keeps the stored data', async (t) => {
-    const { engine } = await open(t)
-    const key = 'a'.repeat(32)
-    await engine.save(key, new Map([['first', 1]]), saveOptions(true))
-    await assert.rejects(engine.save(key, new Map([['second', 2]]), saveOptions(true)), { code: 'ERR_SESSION_CREATE' })
-    assert.deepEqual(dataOf(await engine.load(key)), new Map([['first', 1]]))
-  })
-
   it('lets other INSERT errors through (no INSERT IGNORE)', async (t) => {
     const { driver } = await open(t)
     await assert.rejects(Promise.resolve(driver.insert('k'.repeat(41), 'x', new Date(T0))), { errno: 1406 }) // ER_DATA_TOO_LONG
-  })
-
-  it('refuses to update a session deleted meanwhile with UpdateError and does not resurrect it', async (t) => {
-    const { sessions, engine } = await open(t)
-    const s = sessions.session()
-    s.set('a', 1)
-    await s.save()
-    await engine.delete(s.sessionKey!)
-    s.set('a', 2)
-    await assert.rejects(s.save(), { code: 'ERR_SESSION_UPDATE' })
-    assert.equal(await engine.exists(s.sessionKey!), false)
   })
 
   it('saves a session whose data and expiry did not change, in one statement', async (t) => {
@@ -245,67 +251,6 @@ describe('db engine on MariaDB/MySQL', { skip }, () => {
       assert.equal(await sessions.engine!.load(s.sessionKey!), null)
       clock.set(T0 + 123)
     }
-  })
-
-  it('hides expired rows from load, keeps them for exists, and clearExpired removes them (by the injected clock)', async (t) => {
-    const { sessions, engine, clock } = await open(t)
-    const short = sessions.session()
-    short.set('a', 1)
-    short.setExpiry(60)
-    await short.save()
-    const long = sessions.session()
-    long.set('b', 2)
-    await long.save()
-
-    clock.advance(60) // expire_date == now: not live (expire_date > now) yet not clearable (expire_date < now)
-    assert.equal(await engine.load(short.sessionKey!), null)
-    assert.equal(await engine.clearExpired(), 0)
-    clock.advance(1)
-    const reread = sessions.session(short.sessionKey)
-    await reread.load()
-    assert.equal(reread.sessionKey, null)
-    assert.equal(await engine.exists(short.sessionKey!), true, 'Django’s exists() ignores expiry')
-    assert.equal(await engine.clearExpired(), 1)
-    assert.equal(await engine.exists(short.sessionKey!), false)
-    assert.deepEqual(dataOf(await engine.load(long.sessionKey!)), new Map([['b', 2]]))
-  })
-
-  it('clears expired sessions in batches, reporting progress, and keeps live ones', async (t) => {
-    const { db, engine, driver } = await open(t)
-    await seedExpired(db.pool, 2500)
-    for (const key of ['live0000001', 'live0000002', 'live0000003']) {
-      await engine.save(key, new Map([['k', key]]), saveOptions(true))
-    }
-    const progress: number[] = []
-    const before = driver.stats.clearExpired
-    assert.equal(await engine.clearExpired((deleted) => progress.push(deleted)), 2500)
-    assert.deepEqual(progress, [CLEAR_BATCH_SIZE, 2 * CLEAR_BATCH_SIZE, 2500])
-    assert.equal(driver.stats.clearExpired - before, 3)
-    const keys = await rows<{ session_key: string }>(db.pool, 'SELECT session_key FROM django_session ORDER BY session_key')
-    assert.deepEqual(keys.map((r) => r.session_key), ['live0000001', 'live0000002', 'live0000003'])
-  })
-
-  it('loads a row with corrupt session_data as an empty session and warns once, without the key', async (t) => {
-    const { db, sessions, logger } = await open(t)
-    const key = 'corrupt0000000000000000000000000'
-    await db.pool.query("INSERT INTO django_session VALUES (?, 'bad:encoded:value', '2099-01-01 00:00:00')", [key])
-    const s = sessions.session(key)
-    await s.load()
-    assert.deepEqual(s.entries(), [])
-    assert.equal(s.sessionKey, key, 'the row exists, so the key is kept, as in Django')
-    assert.equal(logger.warnings.length, 1)
-    assert.match(logger.warnings[0]!, /db:mysql/)
-    assert.doesNotMatch(logger.warnings[0]!, new RegExp(key))
-  })
-
-  it('round-trips 4-byte UTF-8 (emoji) in session_data', async (t) => {
-    const { sessions } = await open(t)
-    const s = sessions.session()
-    s.set('text', 'élève 😀 日本語')
-    await s.save()
-    const back = sessions.session(s.sessionKey)
-    await back.load()
-    assert.equal(back.get('text'), 'élève 😀 日本語')
   })
 
   it('opens from mysql:// and mariadb:// URLs as the db:mysql engine', async (t) => {

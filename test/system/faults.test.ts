@@ -31,29 +31,21 @@ import v8 from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { after, describe, it, type TestContext } from 'node:test'
 import express from 'express'
-import { createCodec, createSessions, newSessionKey, redisCacheFromUrl, resolveSettings, type Logger, type Settings } from 'sessionkit'
+import { createCodec, createSessions, newSessionKey, redisCacheFromUrl, resolveSettings, type Settings } from 'sessionkit'
 import { sessions as expressSessions } from 'sessionkit/express'
-import { manualClock } from 'sessionkit/testing'
-import { listen, request } from './helpers/http.ts'
-import { ping, underCI } from './helpers/redis.ts'
+import { capturingLogger, manualClock } from 'sessionkit/testing'
+import { listen, request } from '../helpers/http.ts'
+import { ping, underCI } from '../helpers/redis.ts'
 
 const SECRET = 'faults-secret-0123456789abcdefghijklmnopqrstuvwxyz'
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const scratch = mkdtempSync(path.join(tmpdir(), 'sessionkit-faults-'))
 after(() => rmSync(scratch, { recursive: true, force: true }))
 let dirs = 0
 const freshDir = () => mkdtempSync(path.join(scratch, `d${dirs++}-`))
 
-function recordingLogger(): Logger & { errors: string[]; warnings: string[] } {
-  const errors: string[] = []
-  const warnings: string[] = []
-  return {
-    errors,
-    warnings,
-    warn: (m) => void warnings.push(m),
-    error: (m, e) => void errors.push(e === undefined ? m : `${m} ${String(e)}`),
-  }
-}
+/** The suites' capturing logger: keeps every warning and error (with its cause) for assertions. */
+const recordingLogger = capturingLogger
 
 /** An Express app with the routes the load uses: /health (no session), /login/:token, /me, /add. */
 async function app(t: TestContext, settings: Partial<Settings>) {
@@ -223,6 +215,24 @@ async function fullDisk(t: TestContext): Promise<{ dir: string; how: string; fil
     free: async () => void (full = false),
   }
 }
+
+// Probed before any suite is registered: a top-level await between suites lets the runner run
+// the file's `after` hooks (removing `scratch`) while later suites are still to come.
+const PG_URL = process.env.DATABASE_URL_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+const pgSkip = await (async () => {
+  const probe = createSessions({ secretKey: SECRET, databaseUrl: PG_URL, logger: recordingLogger() })
+  try {
+    await probe.ready()
+    return false
+  } catch (error) {
+    const reason = `db on PostgreSQL: ${(error as Error).message.split('\n')[0]}`
+    if ((error as { code?: string }).code !== 'ERR_IMPROPERLY_CONFIGURED' && underCI()) throw new Error(`${reason}; CI is set, so these tests must run`)
+    console.warn(`# skipping the PostgreSQL fault tests: ${reason}`)
+    return reason
+  } finally {
+    await probe.close().catch(() => undefined)
+  }
+})()
 
 describe('faults: file engine', () => {
   it('R9/R0b: on a full disk (ENOSPC) a save answers 503 and says so; the previous session file is byte-identical, no temporary file is left, and saves work again once there is room', async (t) => {
@@ -523,16 +533,23 @@ describe('faults: cache on Redis', { skip: noRedisServer, timeout: 60_000 }, () 
     const proxyPort = await proxy.listen()
     t.after(() => proxy.close())
     const { url } = await redisApp(t, proxyPort)
+    // The same two measures before the fault, as the baseline: the bounds during the fault are
+    // relative to what this machine does right now (a loaded CI box), far below the 2 s stall.
+    const baselineDelay = monitorEventLoopDelay({ resolution: 10 })
     const delay = monitorEventLoopDelay({ resolution: 10 })
+    baselineDelay.enable()
     let faultAt = 0
     let healedAt = 0
+    const before: number[] = []
     const health: number[] = []
     const stats = await load(url, 20, 5000, (elapsed) => {
       if (faultAt === 0 && elapsed > 1000) {
         faultAt = elapsed
         proxy.set('stall')
+        baselineDelay.disable()
         delay.enable()
       }
+      if (faultAt === 0) void timed(`${url}/health`).then((r) => before.push(r.ms))
       if (faultAt && !healedAt) void timed(`${url}/health`).then((r) => health.push(r.ms))
       if (healedAt === 0 && elapsed > 3000) {
         healedAt = elapsed
@@ -540,16 +557,20 @@ describe('faults: cache on Redis', { skip: noRedisServer, timeout: 60_000 }, () 
         delay.disable()
       }
     }, false)
-    health.sort((a, b) => a - b)
-    const p99 = health[Math.floor(health.length * 0.99)] ?? 0
+    const p99Of = (ms: number[]): number => [...ms].sort((a, b) => a - b)[Math.floor(ms.length * 0.99)] ?? 0
+    const p99 = p99Of(health)
+    const baselineP99 = p99Of(before)
     const loopP99 = delay.percentile(99) / 1e6
-    t.diagnostic(JSON.stringify({ ...stats, faultAt: Math.round(faultAt), healedAt: Math.round(healedAt), healthRequests: health.length, healthP99Ms: Math.round(p99), eventLoopDelayP99Ms: Math.round(loopP99) }))
+    const baselineLoopP99 = baselineDelay.percentile(99) / 1e6
+    const bound = (baseline: number): number => 100 + 3 * baseline
+    t.diagnostic(JSON.stringify({ ...stats, faultAt: Math.round(faultAt), healedAt: Math.round(healedAt), healthRequests: health.length, healthP99Ms: Math.round(p99), healthBaselineP99Ms: Math.round(baselineP99), eventLoopDelayP99Ms: Math.round(loopP99), eventLoopDelayBaselineP99Ms: Math.round(baselineLoopP99) }))
     assert.equal(stats.leaks, 0, `${stats.leaks} replies carried another visitor's session`)
     assert.equal(stats.anonymous, 0, 'a silent logout')
     assert.ok(stats.unavailable > 0, 'the fault was seen')
     assert.ok(stats.maxMs < TIMEOUT_MS * 4 + 1000, `a request took ${stats.maxMs.toFixed(0)} ms`)
-    assert.ok(p99 < 100, `the health route's p99 was ${p99.toFixed(0)} ms during the fault`)
-    assert.ok(loopP99 < 100, `event-loop delay p99 ${loopP99.toFixed(0)} ms`)
+    assert.ok(health.length > 0, 'the health route was measured during the fault')
+    assert.ok(p99 < bound(baselineP99), `the health route's p99 was ${p99.toFixed(0)} ms during the fault, ${baselineP99.toFixed(0)} ms before it`)
+    assert.ok(loopP99 < bound(baselineLoopP99), `event-loop delay p99 ${loopP99.toFixed(0)} ms during the fault, ${baselineLoopP99.toFixed(0)} ms before it`)
     assert.ok(stats.lastFailureAt < healedAt + 1500, `failures went on ${Math.round(stats.lastFailureAt - healedAt)} ms after the link healed`)
   })
 
@@ -575,40 +596,24 @@ describe('faults: cache on Redis', { skip: noRedisServer, timeout: 60_000 }, () 
       keys[user] = s.sessionKey!
     }
     proxy.set('swallow')
-    for (let i = 0; i < 2; i++) await assert.rejects(sessions.begin(`sessionid=${keys.alice}`), { code: 'ERR_STORE_UNAVAILABLE' })
+    for (let i = 0; i < 2; i++) await assert.rejects(Promise.resolve(sessions.start(`sessionid=${keys.alice}`)), { code: 'ERR_STORE_UNAVAILABLE' })
     proxy.set('pass')
     const seen: string[] = []
     for (let round = 0; round < 3; round++) {
       const results = await Promise.allSettled(['alice', 'bob', 'carol', 'alice'].map(async (user) => {
-        const state = await sessions.begin(`sessionid=${keys[user]}`)
+        const state = await sessions.start(`sessionid=${keys[user]}`)
         return [user, String(state.session.get('user') ?? 'anonymous')] as const
       }))
       for (const r of results) if (r.status === 'fulfilled') seen.push(`${r.value[0]}→${r.value[1]}`)
     }
     t.diagnostic(`after the loss: ${seen.join(', ') || 'every request failed'}`)
     assert.deepEqual(seen.filter((s) => { const [who, got] = s.split('→'); return got !== who && got !== 'anonymous' }), [], 'another session\'s data')
-    const recovered = await sessions.begin(`sessionid=${keys.bob}`).then((s) => s.session.get('user'), () => 'failed')
+    const recovered = await Promise.resolve(sessions.start(`sessionid=${keys.bob}`)).then((s) => s.session.get('user'), () => 'failed')
     assert.equal(recovered, 'bob', 'the link recovers')
   })
 })
 
 // ------------------------------------------------------------------------------ db on PostgreSQL
-
-const PG_URL = process.env.DATABASE_URL_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres'
-const pgSkip = await (async () => {
-  const probe = createSessions({ secretKey: SECRET, databaseUrl: PG_URL, logger: recordingLogger() })
-  try {
-    await probe.ready()
-    return false
-  } catch (error) {
-    const reason = `db on PostgreSQL: ${(error as Error).message.split('\n')[0]}`
-    if ((error as { code?: string }).code !== 'ERR_IMPROPERLY_CONFIGURED' && underCI()) throw new Error(`${reason}; CI is set, so these tests must run`)
-    console.warn(`# skipping the PostgreSQL fault tests: ${reason}`)
-    return reason
-  } finally {
-    await probe.close().catch(() => undefined)
-  }
-})()
 
 describe('faults: db on PostgreSQL', { skip: pgSkip, timeout: 60_000 }, () => {
   /** A database of its own behind a proxy; `connections()` counts the server's connections to it. */

@@ -11,8 +11,8 @@ import { createDecipheriv, hkdfSync } from 'node:crypto'
 import { createCodec, createSessions, fromEnv, resolveSettings, SessionTooLarge, type Settings, type SuspiciousEvent } from 'sessionkit'
 import { TimestampSigner, b62Encode } from 'sessionkit/signing'
 import { capturingLogger, manualClock } from 'sessionkit/testing'
-import { COOKIE_SIZE_LIMIT, ENCRYPTED_COOKIES_INFO, SIGNED_COOKIES_SALT, signedCookiesEngine } from '../src/engines/signed-cookies.ts'
-import type { Engine } from '../src/engine.ts'
+import { COOKIE_SIZE_LIMIT, ENCRYPTED_COOKIES_INFO, SIGNED_COOKIES_SALT, signedCookiesEngine } from '../../src/engines/signed-cookies.ts'
+import type { Engine } from '../../src/engine.ts'
 
 const SECRET = 'sessionkit-encrypted-cookie-tests-0123456789'
 const OLD_SECRET = 'sessionkit-encrypted-cookie-tests-the-old-one'
@@ -59,12 +59,12 @@ describe('signed_cookies, encrypted mode', () => {
   it('round-trips the data through a cookie, via sessions and the middleware core', async () => {
     const clock = manualClock(T0)
     const sessions = createSessions({ secretKey: SECRET, engine: 'signed_cookies', cookieEncryption: true, now: clock, logger: capturingLogger() })
-    const state = await sessions.begin(undefined)
+    const state = await sessions.start(undefined)
     state.session.set('user', { id: 42, name: 'Zoë' })
-    const { setCookie } = await sessions.end(state, 200)
+    const { setCookie } = await sessions.finish(state, 200)
     assert.ok(setCookie)
     const cookie = setCookie.split(';')[0]!
-    const next = await sessions.begin(cookie)
+    const next = await sessions.start(cookie)
     assert.deepEqual(next.session.get('user'), { id: 42, name: 'Zoë' })
     assert.equal(sessions.engine?.name, 'signed_cookies:encrypted')
   })

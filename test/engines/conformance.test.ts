@@ -9,18 +9,46 @@ import { Redis } from 'ioredis'
 import { createClient } from 'redis'
 import { createSessions } from 'sessionkit'
 import { describeEngine } from 'sessionkit/testing'
-import { memoryCache } from '../src/caches/memory.ts'
-import { redisCache } from '../src/caches/redis.ts'
-import { deleteTestKeys, REDIS_URL, redisAvailable, uniquePrefix } from './helpers/redis.ts'
-import { sqlEngine } from '../src/engines/db.ts'
-import { postgresDriver } from '../src/drivers/postgres.ts'
-import { mysqlDriver } from '../src/drivers/mysql.ts'
-import { mysqlAvailable, mysqlScratch, postgresAvailable, postgresScratch } from './helpers/databases.ts'
-import { cachedDbOver } from '../src/engines/cached-db.ts'
+import { memoryCache } from '../../src/caches/memory.ts'
+import { redisCache } from '../../src/caches/redis.ts'
+import { deleteTestKeys, REDIS_URL, redisAvailable, uniquePrefix } from '../helpers/redis.ts'
+import { sqlEngine } from '../../src/engines/db.ts'
+import { postgresDriver } from '../../src/drivers/postgres.ts'
+import { mysqlDriver } from '../../src/drivers/mysql.ts'
+import { mysqlAvailable, mysqlScratch, postgresAvailable, postgresScratch } from '../helpers/databases.ts'
+import { cachedDbOver } from '../../src/engines/cached-db.ts'
 
+// Every service this file uses is probed and set up first, before any suite is registered: a
+// top-level await between two suites lets the runner finish the first ones and run the file's
+// `after` hooks (removing `dir`) while later suites are still to come.
 const dir = mkdtempSync(path.join(tmpdir(), 'sessionkit-conformance-'))
-after(() => rmSync(dir, { recursive: true, force: true }))
 let n = 0
+
+// The Redis clients belong to this file, not to the sessions: the suite's close() leaves them open.
+const redisSkip = await redisAvailable()
+const ioredis = redisSkip ? undefined : new Redis(REDIS_URL, { lazyConnect: true })
+const nodeRedis = redisSkip ? undefined : createClient({ url: REDIS_URL })
+if (ioredis && nodeRedis) {
+  nodeRedis.on('error', () => undefined)
+  await Promise.all([ioredis.connect(), nodeRedis.connect()])
+}
+
+// PostgreSQL and MariaDB: one scratch schema (database) for the file, dropped at the end, and
+// the engine on a pool passed in. (The suite keeps every case's sessions open until it ends:
+// a pool per case from databaseUrl would hold a connection per case; test/drivers/postgres.test.ts
+// and test/drivers/mysql.test.ts cover databaseUrl.)
+const pgSkip = await postgresAvailable()
+const pgScratch = pgSkip ? undefined : await postgresScratch('conformance')
+const mysqlSkip = await mysqlAvailable()
+const mysqlDb = mysqlSkip ? undefined : await mysqlScratch('conformance')
+const cachedDbSkip = pgSkip || redisSkip
+const cachedDbScratch = cachedDbSkip ? undefined : await postgresScratch('conformance_cached_db')
+
+after(async () => {
+  if (ioredis) await deleteTestKeys(ioredis)
+  await Promise.all([ioredis?.quit(), nodeRedis?.close(), pgScratch?.drop(), mysqlDb?.drop(), cachedDbScratch?.drop()])
+  rmSync(dir, { recursive: true, force: true })
+})
 
 describeEngine('db on SQLite', (settings) =>
   createSessions({ ...settings, engine: 'db', databaseUrl: `sqlite:${path.join(dir, `db-${n++}.sqlite3`)}` }),
@@ -36,19 +64,6 @@ describeEngine('cache on the in-process LRU', (settings) =>
   createSessions({ ...settings, engine: 'cache', caches: { default: memoryCache({ now: settings.now }) } }),
 )
 
-// The Redis clients belong to this file, not to the sessions: the suite's close() leaves them open.
-const redisSkip = await redisAvailable()
-const ioredis = redisSkip ? undefined : new Redis(REDIS_URL, { lazyConnect: true })
-const nodeRedis = redisSkip ? undefined : createClient({ url: REDIS_URL })
-if (ioredis && nodeRedis) {
-  nodeRedis.on('error', () => undefined)
-  await Promise.all([ioredis.connect(), nodeRedis.connect()])
-}
-after(async () => {
-  if (ioredis) await deleteTestKeys(ioredis)
-  await Promise.all([ioredis?.quit(), nodeRedis?.close()])
-})
-
 describeEngine(
   'cache on Redis (ioredis)',
   (settings) => createSessions({ ...settings, engine: 'cache', caches: { default: redisCache(ioredis!, { prefix: uniquePrefix('conformance') }) } }),
@@ -61,23 +76,11 @@ describeEngine(
   { skip: redisSkip },
 )
 
-// PostgreSQL and MariaDB: one scratch schema (database) for the file, dropped at the end, and
-// the engine on a pool passed in. (The suite keeps every case's sessions open until it ends:
-// a pool per case from databaseUrl would hold a connection per case; db-postgres.test.ts and
-// db-mysql.test.ts cover databaseUrl.)
-const pgSkip = await postgresAvailable()
-const pgScratch = pgSkip ? undefined : await postgresScratch('conformance')
-after(() => pgScratch?.drop())
-
 describeEngine(
   'db on PostgreSQL',
   (settings) => createSessions({ ...settings, engine: (ctx) => sqlEngine(postgresDriver(pgScratch!.pool), ctx) }),
   { skip: pgSkip },
 )
-
-const mysqlSkip = await mysqlAvailable()
-const mysqlDb = mysqlSkip ? undefined : await mysqlScratch('conformance')
-after(() => mysqlDb?.drop())
 
 describeEngine(
   'db on MariaDB',
@@ -113,10 +116,6 @@ describeEngine(
     }),
   { skip: redisSkip },
 )
-
-const cachedDbSkip = pgSkip || redisSkip
-const cachedDbScratch = cachedDbSkip ? undefined : await postgresScratch('conformance_cached_db')
-after(() => cachedDbScratch?.drop())
 
 describeEngine(
   'cached_db on PostgreSQL + Redis',

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict'
 import { createServer } from 'node:http'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
-import { ENGINES, rssGrowth, runLoad, soak } from './helpers/soak.ts'
+import { ENGINES, rssGrowth, runLoad, soak } from '../helpers/soak.ts'
 
 const SECONDS = 4
 const CONNECTIONS = 20

@@ -14,9 +14,9 @@
  */
 import { after, describe, it, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { REDIS_URL, redisAvailable } from './helpers/redis.ts'
-import { postgresAvailable, postgresScratch } from './helpers/databases.ts'
-import { get, redisPrefix, startApp, type AppProcess, type AppSpec } from './helpers/soak.ts'
+import { REDIS_URL, redisAvailable } from '../helpers/redis.ts'
+import { postgresAvailable, postgresScratch } from '../helpers/databases.ts'
+import { get, redisPrefix, startApp, type AppProcess, type AppSpec } from '../helpers/soak.ts'
 import { Redis } from 'ioredis'
 
 const redisSkip = await redisAvailable()

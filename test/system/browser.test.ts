@@ -16,10 +16,10 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, it } from 'node:test'
-import { createApp } from '../examples/login/app.ts'
-import { chromiumMissing, launchChromium } from './helpers/browser.ts'
+import { createApp } from '../../examples/login/app.ts'
+import { chromiumMissing, launchChromium } from '../helpers/browser.ts'
 
-const ARTIFACTS = fileURLToPath(new URL('../test-artifacts/browser/', import.meta.url))
+const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/browser/', import.meta.url))
 const skip = chromiumMissing()
 
 describe('the example app in Chromium', { skip, timeout: 60_000 }, () => {

@@ -14,7 +14,7 @@ import express, { type ErrorRequestHandler, type Express } from 'express'
 import { sessions, type SessionMiddleware } from 'sessionkit/express'
 import type { Settings } from 'sessionkit'
 import { manualClock } from 'sessionkit/testing'
-import { backends, capturingLogger, CookieJar, cookiesNamed, deferred, instrument, listen, request, type Backend } from './helpers/http.ts'
+import { backends, capturingLogger, CookieJar, cookiesNamed, deferred, instrument, listen, request, type Backend } from '../helpers/http.ts'
 
 const SECRET = 'express-adapter-test-secret-0123456789abcdefghij'
 
