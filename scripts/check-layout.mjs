@@ -1,13 +1,16 @@
 #!/usr/bin/env node
-// The import graph of src/, read with the TypeScript compiler's parser, checked for two things
-// (`npm test` runs it first, so a change that breaks either fails CI):
+// The layout of src/, checked (`npm test` runs it first, so a change that breaks it fails CI):
 //
-// 1. No circle among the imports that run: an `import`/`export … from` that survives compilation.
-//    `import type` and `export type` are erased by tsc and do not count; `import { type A }` does
-//    (with `verbatimModuleSyntax` it still loads the module, as `import {} from …`).
+// 1. No circle among the imports that run: an `import`/`export … from` that survives compilation,
+//    in the import graph read with the TypeScript compiler's parser. `import type` and
+//    `export type` are erased by tsc and do not count; `import { type A }` does (with
+//    `verbatimModuleSyntax` it still loads the module, as `import {} from …`).
 // 2. No lower layer imports an upper one, type imports included (the rules below).
+// 3. The README's "Layout" section names every file of src/, and no file that is not there: a
+//    note, not a failure (adding an engine stays one file and one registry line; the note says
+//    which line of the README to add).
 //
-// Usage: node scripts/check-imports.mjs [--graph]   (--graph prints every module and what it imports)
+// Usage: node scripts/check-layout.mjs [--graph]   (--graph prints every module and what it imports)
 import { readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -15,6 +18,7 @@ import ts from 'typescript'
 
 const ROOT = path.dirname(path.dirname(fileURLToPath(import.meta.url)))
 const SRC = path.join(ROOT, 'src')
+
 
 /**
  * Who may not import whom, as [importer, imported, why]: a module whose path (relative to src/,
@@ -138,6 +142,36 @@ for (const component of circles) {
   problems.push(`import circle: ${circle.map((m) => `src/${m}.ts`).join(' → ')}${others}`)
 }
 
+// The README's Layout tree: two spaces of indentation per level, a directory ends with `/`, a file
+// with `.ts`; anything else on a line (a description, its continuation) is not a name.
+function namedInReadme() {
+  const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8')
+  const section = readme.split(/^## /m).find((s) => s.startsWith('Layout\n'))
+  const tree = section?.split('```')[1]
+  if (!tree) return null
+  const named = new Set()
+  const dirs = []
+  for (const line of tree.split('\n')) {
+    const m = /^( *)(\S+)/.exec(line)
+    if (!m) continue
+    const depth = m[1].length / 2
+    const name = m[2]
+    if (!Number.isInteger(depth) || !(name.endsWith('/') || name.endsWith('.ts'))) continue
+    dirs.length = depth
+    if (name.endsWith('/')) dirs.push(name)
+    else if (dirs[0] === 'src/') named.add([...dirs.slice(1), name].join('').replace(/\.ts$/, ''))
+  }
+  return named
+}
+const named = namedInReadme()
+const notes = []
+if (named === null) notes.push('README.md has no "## Layout" section with a tree of src/')
+else {
+  for (const m of modules) if (!named.has(m)) notes.push(`README.md "Layout" does not name src/${m}.ts`)
+  for (const m of named) if (!modules.has(m)) notes.push(`README.md "Layout" names src/${m}.ts, which does not exist`)
+}
+for (const note of notes) console.log(`check-layout: note: ${note}`)
+
 if (process.argv.includes('--graph')) {
   for (const [m, edges] of graph) {
     console.log(`src/${m}.ts`)
@@ -149,8 +183,8 @@ const all = [...graph.values()].flat()
 const runtimeCount = all.filter((e) => e.runtime).length
 const summary = `${modules.size} modules in src/, ${runtimeCount} imports that run and ${all.length - runtimeCount} type-only imports`
 if (problems.length) {
-  console.error(`check-imports: ${summary}; ${problems.length} problem${problems.length === 1 ? '' : 's'}:`)
+  console.error(`check-layout: ${summary}; ${problems.length} problem${problems.length === 1 ? '' : 's'}:`)
   for (const p of problems) console.error(`  ${p}`)
   process.exit(1)
 }
-console.log(`check-imports: ${summary}: no import circle, no lower layer importing an upper one`)
+console.log(`check-layout: ${summary}: no import circle, no lower layer importing an upper one${notes.length ? '' : ', every file named in README.md'}`)
