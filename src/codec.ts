@@ -7,25 +7,15 @@ import { b62Decode, readPayload, TimestampSigner } from './signing.js'
 import { EXPIRY_KEY, expiresAt } from './expiry.js'
 import { reportSuspicious } from './suspicious.js'
 import type { Settings } from './settings.js'
-import type { SessionMap } from './engine.js'
+import type { SessionCodec, SessionMap } from './engine.js'
+
+export type { SessionCodec } from './engine.js'
 
 /** Django's salt for every built-in server-side store: `"django.contrib.sessions." + "SessionStore"`. */
 export const SESSION_STORE_SALT = 'django.contrib.sessions.SessionStore'
 
 /** Cap on the inflated size of stored session data (16 MiB): far above any real session, far below a bomb. */
 export const MAX_SESSION_DATA_BYTES = 16 * 1024 * 1024
-
-/** Encodes and decodes stored session data. */
-export interface SessionCodec {
-  /** Django: `SessionBase.encode(session_dict)`. */
-  encode(data: SessionMap): string
-  /**
-   * Django: `SessionBase.decode(session_data)`. Never throws: a bad signature is reported
-   * as `tampered` (and logged once as Django's "Session data corrupted"), an undecodable
-   * payload as `corrupt`; both give an empty `Map`.
-   */
-  decode(encoded: string, engine: string): SessionMap
-}
 
 /** Turn a decoded JSON object into session data, or `null` when it is not an object. */
 export function toSessionMap(value: unknown): SessionMap | null {

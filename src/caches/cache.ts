@@ -7,7 +7,7 @@
  * backend pickles the dict (a Node process cannot share that cache with Django anyway),
  * and a signed value means whoever can write to the cache cannot inject session data.
  */
-import type { LockOptions, ReleaseLock } from '../engine.js'
+import type { LockOptions, ReleaseLock } from '../lock.js'
 
 /**
  * A cache of strings with a time to live. Keys are session keys; a driver may put its own
