@@ -26,7 +26,7 @@
 import { ImproperlyConfigured } from '../errors.js'
 import { requirePeer } from '../peers.js'
 import { redactUrl } from '../redact.js'
-import { EXPIRE_INDEX, LOCK_TABLE, SESSION_TABLE, statementCounter, toDjangoDateTime, type MigrateReport, type SqlDriver, type SqlStatementKind, type SqlStats } from './sql.js'
+import { EXPIRE_INDEX, LOCK_TABLE, SESSION_TABLE, lockTableOnDemand, statementCounter, toDjangoDateTime, type MigrateReport, type SqlDriver, type SqlStatementKind, type SqlStats } from './sql.js'
 
 /**
  * Django's table on MySQL (Django's column types), InnoDB in utf8mb4, which Django's
@@ -173,33 +173,11 @@ export function mysqlDriver(pool: MysqlPoolLike | MysqlCallbackPoolLike, options
   }
   const affected = (result: unknown): number => (result as { affectedRows?: number }).affectedRows ?? 0
   let closing: Promise<void> | undefined
-  /** The lock table being made (concurrent first locks share one `CREATE`). */
-  let lockTable: Promise<void> | undefined
-  const makeLockTable = (): Promise<void> => {
-    lockTable ??= promisePool.query(CREATE_LOCK_TABLE).then(
-      () => undefined,
-      (error: unknown) => {
-        lockTable = undefined
-        throw error
-      },
-    )
-    return lockTable
-  }
-  /**
-   * Run a lock statement; when the table is missing (no lock was ever taken), make it and run
-   * the statement again. Never a `CREATE` while the table exists: a database user without the
-   * right to create tables works on a table made for it.
-   */
-  const onLockTable = async (sql: string, values: string[]): Promise<unknown> => {
-    try {
-      return await run('lock', sql, values)
-    } catch (error) {
-      if ((error as { errno?: unknown }).errno !== ER_NO_SUCH_TABLE) throw error
-      await makeLockTable()
-      lockTable = undefined // made: a later "missing" (dropped behind our back) makes it again
-      return run('lock', sql, values)
-    }
-  }
+  const lockTable = lockTableOnDemand({
+    create: () => promisePool.query(CREATE_LOCK_TABLE),
+    missing: (error) => (error as { errno?: unknown } | null)?.errno === ER_NO_SUCH_TABLE,
+  })
+  const onLockTable = (sql: string, values: string[]): Promise<unknown> => lockTable.run(() => run('lock', sql, values))
 
   const driver: MysqlDriver = {
     dialect: 'mysql',
@@ -280,12 +258,7 @@ export function mysqlDriver(pool: MysqlPoolLike | MysqlCallbackPoolLike, options
       await onLockTable('DELETE FROM sessionkit_lock WHERE session_key = ? AND token = ?', [key, token])
     },
     async clearExpiredLocks(now) {
-      try {
-        return affected(await run('lock', 'DELETE FROM sessionkit_lock WHERE expires_at < ?', [String(now)]))
-      } catch (error) {
-        if ((error as { errno?: unknown }).errno === ER_NO_SUCH_TABLE) return 0 // no lock was ever taken
-        throw error
-      }
+      return affected(await lockTable.ifPresent(() => run('lock', 'DELETE FROM sessionkit_lock WHERE expires_at < ?', [String(now)]), {}))
     },
     migrate() {
       return migrate(promisePool, options.where)

@@ -27,7 +27,7 @@
 import { ImproperlyConfigured } from '../errors.js'
 import { requirePeer } from '../peers.js'
 import { redactUrl } from '../redact.js'
-import { EXPIRE_INDEX, LIKE_INDEX, LOCK_TABLE, SESSION_TABLE, statementCounter, type MigrateReport, type SqlDriver, type SqlStatementKind, type SqlStats } from './sql.js'
+import { EXPIRE_INDEX, LIKE_INDEX, LOCK_TABLE, SESSION_TABLE, lockTableOnDemand, statementCounter, type MigrateReport, type SqlDriver, type SqlStatementKind, type SqlStats } from './sql.js'
 
 /** Django's table, as `sessions.0001_initial` creates it on PostgreSQL (with `IF NOT EXISTS`). */
 export const CREATE_TABLE =
@@ -168,34 +168,13 @@ export function postgresDriver(pool: PgPoolLike | PgClientLike, options: Postgre
     return pool.query(query)
   }
   let closing: Promise<void> | undefined
-  /** The lock table being made (concurrent first locks share one `CREATE`). */
-  let lockTable: Promise<void> | undefined
-  const makeLockTable = (): Promise<void> => {
-    lockTable ??= pool.query({ text: CREATE_LOCK_TABLE }).then(
-      () => undefined,
-      (error: unknown) => {
-        if (TABLE_RACE.has((error as { code?: string }).code ?? '')) return
-        lockTable = undefined
-        throw error
-      },
-    )
-    return lockTable
-  }
-  /**
-   * Run a lock statement; when the table is missing (no lock was ever taken), make it and run
-   * the statement again. Never a `CREATE` while the table exists: a database user without the
-   * right to create tables works on a table made for it.
-   */
-  const onLockTable = async (query: PgQuery): Promise<PgResult> => {
-    try {
-      return await run('lock', query)
-    } catch (error) {
-      if ((error as { code?: string }).code !== UNDEFINED_TABLE) throw error
-      await makeLockTable()
-      lockTable = undefined // made: a later "missing" (dropped behind our back) makes it again
-      return run('lock', query)
-    }
-  }
+  const codeOf = (error: unknown): string => (error as { code?: string } | null)?.code ?? ''
+  const lockTable = lockTableOnDemand({
+    create: () => pool.query({ text: CREATE_LOCK_TABLE }),
+    missing: (error) => codeOf(error) === UNDEFINED_TABLE,
+    raced: (error) => TABLE_RACE.has(codeOf(error)),
+  })
+  const onLockTable = (query: PgQuery): Promise<PgResult> => lockTable.run(() => run('lock', query))
 
   return {
     dialect: 'postgresql',
@@ -276,13 +255,8 @@ export function postgresDriver(pool: PgPoolLike | PgClientLike, options: Postgre
       })
     },
     async clearExpiredLocks(now) {
-      try {
-        const { rowCount } = await run('lock', { name: 'sessionkit_lock_clear', text: 'DELETE FROM sessionkit_lock WHERE expires_at < $1', values: [now] })
-        return rowCount ?? 0
-      } catch (error) {
-        if ((error as { code?: string }).code === UNDEFINED_TABLE) return 0 // no lock was ever taken
-        throw error
-      }
+      const clear = () => run('lock', { name: 'sessionkit_lock_clear', text: 'DELETE FROM sessionkit_lock WHERE expires_at < $1', values: [now] })
+      return (await lockTable.ifPresent(clear, null))?.rowCount ?? 0
     },
     migrate() {
       return migrate(pool, options.where)

@@ -21,6 +21,64 @@ export const LIKE_INDEX = 'django_session_session_key_c0390e0f_like'
  */
 export const LOCK_TABLE = 'sessionkit_lock'
 
+/** How a driver reaches its lock table, which is made only when a lock is first taken (see {@link LOCK_TABLE}). */
+export interface LockTableOptions {
+  /** Run `CREATE TABLE IF NOT EXISTS` for the lock table. */
+  create(): Promise<unknown>
+  /** Whether `error` says the table does not exist (PostgreSQL `42P01`, MySQL `ER_NO_SUCH_TABLE`). */
+  missing(error: unknown): boolean
+  /** Whether a failed `create` lost a race with another process making the same table (then it is there). */
+  raced?(error: unknown): boolean
+}
+
+/** The lock table of one driver: its statements run through here. */
+export interface LockTable {
+  /**
+   * Run a lock statement; when the table is missing (no lock was ever taken), make it and run
+   * the statement again. Never a `CREATE` while the table exists: a database user without the
+   * right to create tables works on a table made for it. Concurrent first locks share one `CREATE`.
+   */
+  run<T>(statement: () => Promise<T>): Promise<T>
+  /** Run a statement that has nothing to do when the table was never made (clearing expired locks): `absent` then. */
+  ifPresent<T>(statement: () => Promise<T>, absent: T): Promise<T>
+}
+
+/** The lock table made on demand (see {@link LockTable}). */
+export function lockTableOnDemand({ create, missing, raced = () => false }: LockTableOptions): LockTable {
+  let making: Promise<void> | undefined
+  const make = (): Promise<void> => {
+    making ??= create().then(
+      () => undefined,
+      (error: unknown) => {
+        if (raced(error)) return
+        making = undefined
+        throw error
+      },
+    )
+    return making
+  }
+  return {
+    async run(statement) {
+      try {
+        return await statement()
+      } catch (error) {
+        if (!missing(error)) throw error
+        await make()
+        making = undefined // made: a later "missing" (dropped behind our back) makes it again
+        return statement()
+      }
+    },
+    async ifPresent(statement, absent) {
+      try {
+        return await statement()
+      } catch (error) {
+        if (missing(error)) return absent // no lock was ever taken
+        throw error
+      }
+    },
+  }
+}
+
 /** What `migrate()` did: the objects it created (none when all were there) and where. */
 export interface MigrateReport {
   /** E.g. `['table django_session', 'index django_session_expire_date_a5c62663']`; empty when nothing was missing. */
