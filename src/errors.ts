@@ -120,7 +120,7 @@ export class SessionLocked extends SessionError {
 /**
  * `session.lock()` was called after the session was changed: the changes would rest on data
  * loaded before the lock, which may be stale. Call `lock()` first. A bug in the application
- * (500), never a store failure.
+ * (500), never a store failure. No Django equivalent (Django has no session locks).
  */
 export class LockOrderError extends SessionError {
   constructor() {

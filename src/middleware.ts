@@ -24,7 +24,9 @@ const EPOCH = 'Thu, 01 Jan 1970 00:00:00 GMT'
 
 /**
  * Work a layer above the core attaches to one request (messages, compat, users): the core runs
- * it at the end of the request without importing the layer.
+ * it at the end of the request without importing the layer. None by default. Django: the
+ * `process_response` of a middleware listed after `SessionMiddleware` (as `MessageMiddleware`
+ * is), which runs before the session middleware saves.
  */
 export interface RequestExtension {
   /**
@@ -54,6 +56,7 @@ export interface RequestSession<T extends object = SessionData> {
 /**
  * The request `session` belongs to, for a layer that has only the session (`req.session`,
  * `ctx.session`, …): `null` for a session made outside a request (`sessions.session()`).
+ * No Django equivalent (there the layer has the request itself).
  */
 export function requestSessionOf<T extends object>(session: Session<T>): RequestSession<T> | null {
   return (session[OWNER] as RequestSession<T> | null | undefined) ?? null
