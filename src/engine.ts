@@ -4,7 +4,9 @@
  * held by `Session` and passed in as a `Map`.
  */
 import type { Settings } from './settings.js'
-import type { SessionCodec } from './codec.js'
+import type { LockOptions, ReleaseLock } from './lock.js'
+
+export type { LockOptions, ReleaseLock } from './lock.js'
 
 /** Session data as engines see it: a `Map` in insertion order (a Python dict). */
 export type SessionMap = Map<string, unknown>
@@ -47,17 +49,6 @@ export interface SaveOptions {
   /** Seconds from now until then (Django's `get_expiry_age()`); may be ≤ 0. */
   expiryAge: number
 }
-
-/** Options of `Engine.lock`, in real-time milliseconds. */
-export interface LockOptions {
-  /** How long to wait for another holder before rejecting with `SessionLocked`; `0` tries once. */
-  waitMs: number
-  /** How long the lock lives unless released: a holder that died blocks the session for this long at most. */
-  ttlMs: number
-}
-
-/** Releases a lock taken by `Engine.lock`: deletes it only if this caller still holds it. Never rejects for a lock that expired or was taken over. */
-export type ReleaseLock = () => Promise<void>
 
 /** What `clearExpired` reports while it works. */
 export type ClearProgress = (deletedSoFar: number) => void
@@ -129,6 +120,18 @@ export interface Engine {
   close(): Promise<void>
 }
 
+/** Encodes and decodes stored session data (`codec.ts` makes the one sessionkit uses). */
+export interface SessionCodec {
+  /** Django: `SessionBase.encode(session_dict)`. */
+  encode(data: SessionMap): string
+  /**
+   * Django: `SessionBase.decode(session_data)`. Never throws: a bad signature is reported
+   * as `tampered` (and logged once as Django's "Session data corrupted"), an undecodable
+   * payload as `corrupt`; both give an empty `Map`.
+   */
+  decode(encoded: string, engine: string): SessionMap
+}
+
 /** What an engine factory receives. */
 export interface EngineContext {
   /** The resolved, frozen settings. */
@@ -139,10 +142,3 @@ export interface EngineContext {
 
 /** Builds an engine; may be async (opening a database). Plug a custom engine in as `settings.engine`. */
 export type EngineFactory = (context: EngineContext) => Engine | Promise<Engine>
-
-const SERVER_KEY = /^[a-z0-9]{8,40}$/
-
-/** The default key check of server-side engines: 8 to 40 characters of `[a-z0-9]`. */
-export function isServerKey(key: string): boolean {
-  return SERVER_KEY.test(key)
-}

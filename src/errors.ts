@@ -6,13 +6,33 @@
  * and `django.contrib.sessions.exceptions`; the names are kept so users find them.
  */
 
+/** Every `code` a {@link SessionError} carries, one per class below (subclasses share their base's unless they say otherwise). */
+export type SessionErrorCode =
+  | 'ERR_BAD_SIGNATURE'
+  | 'ERR_SIGNATURE_EXPIRED'
+  | 'ERR_BAD_PAYLOAD'
+  | 'ERR_SESSION_CREATE'
+  | 'ERR_SESSION_UPDATE'
+  | 'ERR_SESSION_INTERRUPTED'
+  | 'ERR_SESSION_CONFLICT'
+  | 'ERR_SESSION_LOCKED'
+  | 'ERR_SESSION_LOCK_ORDER'
+  | 'ERR_SESSION_DATA'
+  | 'ERR_INVALID_SESSION_KEY'
+  | 'ERR_IMPROPERLY_CONFIGURED'
+  | 'ERR_SESSION_TOO_LARGE'
+  | 'ERR_STORE_UNAVAILABLE'
+  | 'ERR_SESSION_NOT_LOADED'
+  | 'ERR_NOT_SUPPORTED'
+  | 'ERR_BAD_PICKLE'
+
 /** Base class of every sessionkit error. `code` is stable across versions. */
 export class SessionError extends Error {
-  readonly code: string
+  readonly code: SessionErrorCode
   /** The HTTP status an adapter answers with when this error escapes a request. */
   readonly status: number
 
-  constructor(message: string, code: string, status = 500, options?: { cause?: unknown }) {
+  constructor(message: string, code: SessionErrorCode, status = 500, options?: { cause?: unknown }) {
     super(message, options)
     this.name = new.target.name
     this.code = code
@@ -22,7 +42,7 @@ export class SessionError extends Error {
 
 /** A signature did not verify. Django: `django.core.signing.BadSignature`. */
 export class BadSignature extends SessionError {
-  constructor(message = 'Signature does not match', code = 'ERR_BAD_SIGNATURE') {
+  constructor(message = 'Signature does not match', code: 'ERR_BAD_SIGNATURE' | 'ERR_SIGNATURE_EXPIRED' = 'ERR_BAD_SIGNATURE') {
     super(message, code, 400)
   }
 }
@@ -99,6 +119,21 @@ export class SessionLocked extends SessionError {
 }
 
 /**
+ * `session.lock()` was called after the session was changed: the changes would rest on data
+ * loaded before the lock, which may be stale. Call `lock()` first. A bug in the application
+ * (500), never a store failure. No Django equivalent (Django has no session locks).
+ */
+export class LockOrderError extends SessionError {
+  constructor() {
+    super(
+      'sessionkit: session.lock() was called after the session was changed; call it first, ' +
+        'before setting or deleting anything: the data loaded before the lock may be stale',
+      'ERR_SESSION_LOCK_ORDER',
+    )
+  }
+}
+
+/**
  * The session holds a value that cannot be stored (JSON has no `undefined`, `BigInt`,
  * `Infinity`, and refuses absurd nesting): a bug in the application, not a store outage.
  * Answered with 500; nothing was written.
@@ -143,6 +178,17 @@ export class SessionTooLarge extends SessionError {
 export class StoreUnavailable extends SessionError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, 'ERR_STORE_UNAVAILABLE', 503, options)
+  }
+}
+
+/**
+ * Redis answered a `GET` with the value of another key: the connection lost track of its
+ * replies (a command that timed out). Refused, never handed to a visitor; a 503 like any
+ * store failure.
+ */
+export class RedisReplyMismatch extends StoreUnavailable {
+  constructor() {
+    super('sessionkit: Redis answered with the value of another key (the connection lost track of its replies); refused')
   }
 }
 

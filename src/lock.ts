@@ -5,7 +5,6 @@
  */
 import { randomBytes } from 'node:crypto'
 import { SessionLocked } from './errors.js'
-import type { LockOptions } from './engine.js'
 
 /** A fresh lock token (32 hex characters): only the holder can release what it took. */
 export function lockToken(): string {
@@ -19,6 +18,18 @@ export function checkLockOptions(options: LockOptions): LockOptions {
   if (!Number.isSafeInteger(ttlMs) || ttlMs < 1) throw new TypeError(`sessionkit: lock ttlMs must be a whole number of milliseconds ≥ 1, got ${String(ttlMs)}`)
   return { waitMs, ttlMs }
 }
+
+
+/** Options of `Engine.lock`, in real-time milliseconds. */
+export interface LockOptions {
+  /** How long to wait for another holder before rejecting with `SessionLocked`; `0` tries once. */
+  waitMs: number
+  /** How long the lock lives unless released: a holder that died blocks the session for this long at most. */
+  ttlMs: number
+}
+
+/** Releases a lock taken by `Engine.lock`: deletes it only if this caller still holds it. Never rejects for a lock that expired or was taken over. */
+export type ReleaseLock = () => Promise<void>
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 

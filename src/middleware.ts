@@ -2,35 +2,82 @@
  * The framework-neutral middleware core: Django's `SessionMiddleware`. Adapters hand it the
  * request's `Cookie` header and the response status; it decides when to load, save, set or
  * delete the cookie, and nothing else does.
+ *
+ * An adapter calls three things: {@link Sessions.start} when the request comes in,
+ * {@link Sessions.finish} when the handler is done (Django's `process_response`), and
+ * {@link Sessions.abandon} when the handler threw and the adapter answers without `finish`.
+ * Layers above the core (messages, compat, users) add their own end-of-request work to a
+ * request with {@link RequestExtension}s, without the core knowing them.
  */
 import { parseCookie } from 'cookie'
 import { SessionError, SessionInterrupted, StoreUnavailable, UpdateError, SessionDataError } from './errors.js'
-import { createCodec, reportSuspicious, type SessionCodec } from './codec.js'
+import { createCodec, type SessionCodec } from './codec.js'
+import { redactSessionKeys } from './redact.js'
+import { reportSuspicious } from './suspicious.js'
 import { resolveSettings, type Settings } from './settings.js'
-import { Session, type SessionBackend, type SessionData } from './session.js'
+import { OWNER, Session, type SessionData, type SessionHost } from './session.js'
 import { createEngine } from './engines/index.js'
 import type { Engine } from './engine.js'
 
 /** Django's deletion date for cookies. */
 const EPOCH = 'Thu, 01 Jan 1970 00:00:00 GMT'
 
-/** One request's session, as the core tracks it between `begin` and `end`. */
+/**
+ * Work a layer above the core attaches to one request (messages, compat, users): the core runs
+ * it at the end of the request without importing the layer. None by default. Django: the
+ * `process_response` of a middleware listed after `SessionMiddleware` (as `MessageMiddleware`
+ * is), which runs before the session middleware saves.
+ */
+export interface RequestExtension {
+  /**
+   * Called by the core's end of request ({@link Sessions.finish}) once the handler is done and
+   * BEFORE the session is saved, whatever the status (a layer decides itself what to skip on a
+   * 5xx). It may change the session — its changes are saved by this same end of request — and
+   * returns `Set-Cookie` values to add to the response (or `null`). A rejection fails the
+   * request as a failed save would (the adapter answers through `sessionFailure`).
+   */
+  finish(request: RequestSession<any>, status: number): readonly string[] | null | Promise<readonly string[] | null>
+}
+
+/** One request's session, as the core tracks it between `start` and `finish`. */
 export interface RequestSession<T extends object = SessionData> {
   readonly session: Session<T>
   /** The request carried a cookie with the session cookie's name (valid or not). */
   readonly hadCookie: boolean
+  /** The request's `Cookie` header as the adapter handed it to the core (layers read their own cookies from it). */
+  readonly cookieHeader: string | undefined
+  /**
+   * Layers' end-of-request work, in the order added; `null` until a layer adds one (no cost for
+   * a request that uses no layer). Add with `(request.extensions ??= []).push(extension)`.
+   */
+  extensions: RequestExtension[] | null
+}
+
+/**
+ * The request `session` belongs to, for a layer that has only the session (`req.session`,
+ * `ctx.session`, …): `null` for a session made outside a request (`sessions.session()`).
+ * No Django equivalent (there the layer has the request itself).
+ */
+export function requestSessionOf<T extends object>(session: Session<T>): RequestSession<T> | null {
+  return (session[OWNER] as RequestSession<T> | null | undefined) ?? null
 }
 
 /** What the adapter must write on the response. */
 export interface ResponseDecision {
   /** Add `Cookie` to `Vary` (see {@link patchVary}). */
   vary: boolean
-  /** A `Set-Cookie` header value to append, or `null`. */
+  /** The session's `Set-Cookie` header value to append, or `null`. */
   setCookie: string | null
+  /**
+   * The layers' `Set-Cookie` values ({@link RequestExtension}), appended after `setCookie`, or
+   * `null`. Always present in what `finish()` returns; optional so that adapters can build a
+   * decision of their own.
+   */
+  cookies?: readonly string[] | null
   /**
    * A `Cache-Control` value to set, replacing the handler's, or `null` to leave it alone.
    * `'private, no-store'` when the `cacheControl` setting is on and `setCookie` is not `null`.
-   * Always present in what `end()` returns; optional so that adapters can build a decision
+   * Always present in what `finish()` returns; optional so that adapters can build a decision
    * of their own (`{ vary: true, setCookie: null }`).
    */
   cacheControl?: string | null
@@ -58,7 +105,7 @@ export function patchVary(existing: string | readonly string[] | number | undefi
  * The sessions of one application: settings, engine, and the request/response logic.
  * Make one with {@link createSessions} and share it; adapters wrap it.
  */
-export class Sessions<T extends object = SessionData> implements SessionBackend {
+export class Sessions<T extends object = SessionData> implements SessionHost {
   readonly settings: Readonly<Settings>
   /** The codec of `session_data` (Django's `SessionBase.encode/decode`). */
   readonly codec: SessionCodec
@@ -138,25 +185,20 @@ export class Sessions<T extends object = SessionData> implements SessionBackend 
 
   /**
    * Start a request: read the session cookie and, unless `lazy`, load the session when there
-   * is one (a request without a session cookie costs no store round trip). Store failures
-   * become `StoreUnavailable` (503), logged. Django: `process_request`.
-   */
-  async begin(cookieHeader: string | null | undefined): Promise<RequestSession<T>> {
-    return this.start(cookieHeader)
-  }
-
-  /**
-   * {@link begin}, synchronous when there is nothing to wait for: the engine is open and the
-   * request has no session key or the session is `lazy`. Returns a promise only when the
-   * engine is still opening or the session must be loaded first, so an adapter can skip a
-   * promise (and a tick) on the common cheap paths. Never throws: failures reject the promise.
+   * is one (a request without a session cookie costs no store round trip). Django:
+   * `process_request`. Synchronous when there is nothing to wait for (the engine is open and
+   * the request has no session key, or the session is `lazy`); a promise only when the engine
+   * is still opening or the session must be loaded first, so an adapter can skip a promise (and
+   * a tick) on the cheap paths. Never throws: failures reject the promise (a store failure is
+   * `StoreUnavailable`, 503, logged).
    */
   start(cookieHeader: string | null | undefined): RequestSession<T> | Promise<RequestSession<T>> {
     if (this.#engine === null) return this.#wrap(this.#ready, 'open').then(() => this.start(cookieHeader))
     const value = this.cookieValue(cookieHeader)
     const hadCookie = value !== undefined
     const session = new Session<T>(this, value)
-    const request: RequestSession<T> = { session, hadCookie }
+    const request: RequestSession<T> = { session, hadCookie, cookieHeader: cookieHeader ?? undefined, extensions: null }
+    session[OWNER] = request
     const key = session.sessionKey
     if (key === null) {
       if (value !== undefined && value !== '') {
@@ -173,26 +215,73 @@ export class Sessions<T extends object = SessionData> implements SessionBackend 
     })
   }
 
+  /** {@link start}, always as a promise. @deprecated Use `start()`; this name goes in the next release. */
+  async begin(cookieHeader: string | null | undefined): Promise<RequestSession<T>> {
+    return this.start(cookieHeader)
+  }
+
   /**
-   * Finish a request: Django's `process_response`. Decides `Vary: Cookie`, deletes the cookie
-   * of an emptied session, and saves a modified (or, with `saveEveryRequest`, any) non-empty
-   * session and sets its cookie — unless `status` ≥ 500. A session deleted meanwhile by a
-   * concurrent request throws `SessionInterrupted` (400); a store failure `StoreUnavailable` (503).
-   * A session lock the request holds (`session.lock()`) is released afterwards, whatever the
-   * outcome (a failed save, a 5xx status).
+   * Finish a request: Django's `process_response`, after the layers' work. First every
+   * {@link RequestExtension} of the request runs, in order (it may change the session and add
+   * cookies). Then the core decides `Vary: Cookie`, deletes the cookie of an emptied session,
+   * and saves a modified (or, with `saveEveryRequest`, any) non-empty session and sets its
+   * cookie — unless `status` ≥ 500. A session deleted meanwhile by a concurrent request throws
+   * `SessionInterrupted` (400); a store failure `StoreUnavailable` (503); a layer's failure
+   * whatever it threw. A session lock the request holds (`session.lock()`) is released
+   * afterwards, whatever the outcome (a failed save, a 5xx status).
+   *
+   * Synchronous when there is nothing to wait for — no extension, no lock, and nothing to load
+   * or save (the session was not modified, nor `saveEveryRequest`, or is empty, or the status is
+   * ≥ 500) — so an adapter finishes an untouched request without a promise. Adapters append
+   * `setCookie`, then `cookies`, in that order (`appendSetCookies` in `adapters/prologue.ts`).
    */
-  async end(request: RequestSession<T>, status: number): Promise<ResponseDecision> {
+  finish(request: RequestSession<T>, status: number): ResponseDecision | Promise<ResponseDecision> {
+    // `!`, not `=== null`: a request built by hand (older code) may have no `extensions` at all.
+    if (!request.extensions) {
+      const quick = this.#quick(request, status)
+      if (quick !== null) return quick
+    }
+    return this.#finish(request, status)
+  }
+
+  async #finish(request: RequestSession<T>, status: number): Promise<ResponseDecision> {
     try {
-      return await this.#end(request, status)
+      const cookies = request.extensions ? await this.#extend(request, request.extensions, status) : null
+      const decision = await this.#end(request, status)
+      decision.cookies = cookies
+      return decision
     } finally {
       if (request.session.locked) await this.#unlock(request.session)
     }
   }
 
+  /** Run the request's extensions in order (one added meanwhile runs too); their cookies, or `null`. */
+  async #extend(request: RequestSession<T>, extensions: readonly RequestExtension[], status: number): Promise<readonly string[] | null> {
+    let cookies: string[] | null = null
+    for (let i = 0; i < extensions.length; i++) {
+      const added = await extensions[i]!.finish(request, status)
+      if (added !== null && added.length > 0) (cookies ??= []).push(...added)
+    }
+    return cookies
+  }
+
+  /** {@link finish}, always as a promise. @deprecated Use `finish()`; this name goes in the next release. */
+  async end(request: RequestSession<T>, status: number): Promise<ResponseDecision> {
+    return this.finish(request, status)
+  }
+
   /**
-   * The request died before `end()` (its handler threw and the adapter does not answer
-   * through `end()`): release what it holds — its session lock — without saving anything.
-   * Idempotent; `end()` needs no `abandon()`.
+   * The decision of `finish()` when it is synchronous, else `null`.
+   * @deprecated Use `finish()`, which is synchronous exactly then; this name goes in the next release.
+   */
+  quickEnd(request: RequestSession<T>, status: number): ResponseDecision | null {
+    return request.extensions ? null : this.#quick(request, status)
+  }
+
+  /**
+   * The request died before `finish()` (its handler threw and the adapter does not answer
+   * through `finish()`): release what it holds — its session lock — without saving anything
+   * or running its extensions. Idempotent; `finish()` needs no `abandon()`.
    */
   async abandon(request: RequestSession<T>): Promise<void> {
     if (request.session.locked) await this.#unlock(request.session)
@@ -212,11 +301,10 @@ export class Sessions<T extends object = SessionData> implements SessionBackend 
   }
 
   /**
-   * The decision of `end()` when it needs no store call — the session was not modified (nor
+   * The decision when it needs no store call — the session was not modified (nor
    * `saveEveryRequest`), or is empty, or the status is ≥ 500, and no lock is held — else `null`.
-   * Lets an adapter finish an untouched request synchronously, with no promise.
    */
-  quickEnd(request: RequestSession<T>, status: number): ResponseDecision | null {
+  #quick(request: RequestSession<T>, status: number): ResponseDecision | null {
     const { session, hadCookie } = request
     if (session.locked) return null
     const empty = session.isEmpty()
@@ -226,7 +314,7 @@ export class Sessions<T extends object = SessionData> implements SessionBackend 
   }
 
   async #end(request: RequestSession<T>, status: number): Promise<ResponseDecision> {
-    const quick = this.quickEnd(request, status)
+    const quick = this.#quick(request, status)
     if (quick) return quick
     const { session, hadCookie } = request
     const accessed = session.accessed
@@ -280,7 +368,7 @@ export class Sessions<T extends object = SessionData> implements SessionBackend 
   }
 
   #decision(vary: boolean, setCookie: string | null): ResponseDecision {
-    return { vary, setCookie, cacheControl: setCookie !== null && this.settings.cacheControl ? NO_STORE : null }
+    return { vary, setCookie, cookies: null, cacheControl: setCookie !== null && this.settings.cacheControl ? NO_STORE : null }
   }
 
   async #wrap<R>(promise: Promise<R>, what: string, key?: string | null): Promise<R> {
@@ -292,15 +380,13 @@ export class Sessions<T extends object = SessionData> implements SessionBackend 
   }
 
   /**
-   * `key` is cut out of the message: a store's error may quote it, and logs never get a key.
-   * So is anything shaped like a key we make (32 of `[a-z0-9]`, at the end of a run, as in
-   * `<prefix><key>`): a failed create quotes a fresh key the middleware never saw, and the
-   * store may hold it all the same (a write that timed out after it landed).
+   * Session keys are cut out of the message (`redactSessionKeys`): a store's error may quote
+   * `key`, or a fresh key the middleware never saw (a failed create), which the store may hold
+   * all the same (a write that timed out after it landed).
    */
   #storeError(error: unknown, what: string, key?: string | null): unknown {
     if (error instanceof SessionError && !(error instanceof StoreUnavailable)) return error
-    const redact = (text: string): string =>
-      (key ? text.split(key).join('<session key>') : text).replace(/[a-z0-9]{32}(?![a-z0-9])/g, '<session key>')
+    const redact = (text: string): string => redactSessionKeys(text, key)
     if (what === 'save' && (error instanceof TypeError || error instanceof RangeError)) {
       // Thrown by the serializer (a value JSON cannot hold, or nesting past the stack): the
       // application's data, not the store, is at fault.

@@ -2,9 +2,10 @@
  * `Session`: the dict-like object of Django's `SessionBase`, with Django's semantics for
  * `accessed`, `modified`, expiry and the storage lifecycle.
  */
-import { randomBytes } from 'node:crypto'
-import { ConflictError, CreateError, NotSupported, SessionError, SessionNotLoaded, UpdateError } from './errors.js'
-import { isServerKey, type Engine, type LoadedSession, type LockOptions, type ReleaseLock, type SavedSession, type SaveOptions, type SessionMap } from './engine.js'
+import { ConflictError, CreateError, LockOrderError, NotSupported, SessionNotLoaded, UpdateError } from './errors.js'
+import type { Engine, LoadedSession, LockOptions, ReleaseLock, SavedSession, SaveOptions, SessionMap } from './engine.js'
+import { CREATED_KEY, EXPIRY_KEY, expiresAt, fixedExpiry, relativeExpiry, toPythonIso } from './expiry.js'
+import { isServerKey, newSessionKey } from './keys.js'
 import { checkLockOptions } from './lock.js'
 import type { SessionCodec } from './codec.js'
 import type { Settings } from './settings.js'
@@ -27,8 +28,11 @@ export interface SessionData {
 /** The keys of `T` that can be session keys. */
 export type SessionKey<T> = Extract<keyof T, string>
 
-/** What a session needs from its surroundings: the engine and the resolved settings. */
-export interface SessionBackend {
+/**
+ * What a session needs from the application it belongs to: the resolved settings, the codec and
+ * the engine (Django's *backend* is the engine; this is what holds one). `Sessions` is one.
+ */
+export interface SessionHost {
   readonly settings: Readonly<Settings>
   /** Decodes a stored version back into the data it held (the base of a merge). */
   readonly codec: SessionCodec
@@ -37,16 +41,15 @@ export interface SessionBackend {
   ready(): Promise<Engine>
 }
 
-/** Django: `VALID_KEY_CHARS`. */
-export const VALID_KEY_CHARS = 'abcdefghijklmnopqrstuvwxyz0123456789'
-/** Django's reserved key holding a per-session expiry. */
-export const EXPIRY_KEY = '_session_expiry'
+/** @deprecated Renamed {@link SessionHost} (Django's backend is the engine); this name goes in the next release. */
+export type SessionBackend = SessionHost
+
 /**
- * sessionkit's reserved key holding the session's creation time, in whole seconds since the
- * epoch, when the `absoluteAge` setting is on. Written at the first save, kept by `cycleKey()`,
- * dropped by `flush()` and `clear()`. No Django equivalent.
+ * Where the middleware core keeps the request a session belongs to (`requestSessionOf` in
+ * `middleware.ts`); `null` for a session made outside a request. Not part of the public API.
  */
-export const CREATED_KEY = '_session_created'
+export const OWNER: unique symbol = Symbol('sessionkit.request')
+
 /** Django: `TEST_COOKIE_NAME`, `TEST_COOKIE_VALUE`. */
 export const TEST_COOKIE_NAME = 'testcookie'
 export const TEST_COOKIE_VALUE = 'worked'
@@ -88,50 +91,6 @@ export function mergeSessions(base: SessionMap, mine: SessionMap, theirs: Sessio
   return merged
 }
 
-/**
- * A new session key: 32 characters of `[a-z0-9]` (about 165 bits) from the CSPRNG, drawn
- * by rejection sampling so that no character is likelier than another (no modulo bias).
- * Django: `get_random_string(32, VALID_KEY_CHARS)`.
- */
-export function newSessionKey(): string {
-  let key = ''
-  while (key.length < 32) {
-    const bytes = randomBytes(48)
-    for (let i = 0; i < bytes.length && key.length < 32; i++) {
-      const b = bytes[i]!
-      // 252 = 7 × 36: bytes 252..255 would favour the first four characters; drop them.
-      if (b < 252) key += VALID_KEY_CHARS[b % 36]
-    }
-  }
-  return key
-}
-
-/** Python's `datetime.isoformat()` of an aware UTC datetime: `2030-01-02T03:04:05.678000+00:00`. */
-export function toPythonIso(date: Date): string {
-  const iso = date.toISOString() // 2030-01-02T03:04:05.678Z
-  const ms = date.getUTCMilliseconds()
-  return iso.slice(0, 19) + (ms === 0 ? '' : `.${String(ms).padStart(3, '0')}000`) + '+00:00'
-}
-
-const ISO = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?(Z|[+-]\d{2}:?\d{2}(?::?\d{2})?)?$/
-
-/**
- * Parse what Python's `datetime.fromisoformat` reads (the subset Django writes). A value
- * without an offset is taken as UTC. Returns milliseconds, or `NaN` when unreadable.
- */
-export function parsePythonIso(value: string): number {
-  const m = ISO.exec(value)
-  if (!m) return Number.NaN
-  const [, y, mo, d, h, mi, s, frac, tz] = m
-  let ms = Date.UTC(+y!, +mo! - 1, +d!, +h!, +mi!, s ? +s : 0, frac ? Math.floor(+frac.padEnd(6, '0') / 1000) : 0)
-  if (tz && tz !== 'Z') {
-    const sign = tz[0] === '-' ? -1 : 1
-    const digits = tz.slice(1).replace(/:/g, '')
-    ms -= sign * ((+digits.slice(0, 2) * 60 + +digits.slice(2, 4)) * 60 + (+digits.slice(4, 6) || 0)) * 1000
-  }
-  return ms
-}
-
 /** Options of `getExpiryAge` / `getExpiryDate`, as Django's `**kwargs`. */
 export interface ExpiryOptions {
   /** The time of the last modification (default: now). */
@@ -158,7 +117,9 @@ export class Session<T extends object = SessionData> {
    */
   modified = false
 
-  readonly #backend: SessionBackend
+  readonly #backend: SessionHost
+  /** The request this session belongs to, set by the middleware core (see {@link OWNER}). */
+  [OWNER]: object | null = null
   #key: string | null
   #data: SessionMap | null = null
   /** The stored version this request loaded or last wrote (compare-and-set), if the engine keeps one. */
@@ -173,12 +134,12 @@ export class Session<T extends object = SessionData> {
    * engines: not 8–40 characters of `[a-z0-9]`) is dropped: it is never looked up or adopted.
    * Django: `SessionStore(session_key)`.
    */
-  constructor(backend: SessionBackend, key?: string | null) {
+  constructor(backend: SessionHost, key?: string | null) {
     this.#backend = backend
     this.#key = key && Session.#validKey(backend, key) ? key : null
   }
 
-  static #validKey(backend: SessionBackend, key: string): boolean {
+  static #validKey(backend: SessionHost, key: string): boolean {
     const engine = backend.engine
     return engine?.validKey ? engine.validKey(key) : isServerKey(key)
   }
@@ -409,27 +370,17 @@ export class Session<T extends object = SessionData> {
    * Django does. `0` or no expiry gives `cookieAge`. Django: `get_expiry_age(**kwargs)`.
    */
   getExpiryAge(options: ExpiryOptions = {}): number {
-    const modification = toMillis(options.modification ?? this.#now())
     const expiry = this.#expiry(options)
-    const cookieAge = this.#backend.settings.cookieAge
-    if (!expiry) return cookieAge
-    if (typeof expiry === 'number') return expiry
-    const at = expiry instanceof Date ? expiry.getTime() : typeof expiry === 'string' ? parsePythonIso(expiry) : Number.NaN
-    if (Number.isNaN(at)) return cookieAge
-    return Math.floor((at - modification) / 1000)
+    const fixed = fixedExpiry(expiry)
+    if (fixed === null) return relativeExpiry(expiry) ?? this.#backend.settings.cookieAge
+    return Math.floor((fixed - toMillis(options.modification ?? this.#now())) / 1000)
   }
 
-  /** When the session expires. Django: `get_expiry_date(**kwargs)`. */
+  /** When the session expires (see `expiresAt` in `expiry.ts`). Django: `get_expiry_date(**kwargs)`. */
   getExpiryDate(options: ExpiryOptions = {}): Date {
-    const modification = toMillis(options.modification ?? this.#now())
     const expiry = this.#expiry(options)
     if (expiry instanceof Date) return expiry
-    if (typeof expiry === 'string') {
-      const at = parsePythonIso(expiry)
-      if (!Number.isNaN(at)) return new Date(at)
-    }
-    const seconds = typeof expiry === 'number' && expiry !== 0 ? expiry : this.#backend.settings.cookieAge
-    return new Date(modification + seconds * 1000)
+    return new Date(expiresAt(expiry, toMillis(options.modification ?? this.#now()), this.#backend.settings.cookieAge))
   }
 
   /** Whether the cookie should expire when the browser closes. Django: `get_expire_at_browser_close()`. */
@@ -595,18 +546,10 @@ export class Session<T extends object = SessionData> {
   async #lock(options: Partial<LockOptions>): Promise<void> {
     const settings = this.#backend.settings
     const lockOptions = checkLockOptions({ waitMs: options.waitMs ?? settings.lockWaitMs, ttlMs: options.ttlMs ?? settings.lockTtlMs })
-    const changed = (): SessionError =>
-      new SessionError(
-        'sessionkit: session.lock() was called after the session was changed; call it first, ' +
-          'before setting or deleting anything: the data loaded before the lock may be stale',
-        'ERR_SESSION_LOCK_ORDER',
-      )
-    if (this.modified) throw changed()
+    if (this.modified) throw new LockOrderError()
     const engine = await this.#engine()
     if (typeof engine.lock !== 'function') {
-      throw new NotSupported(
-        `sessionkit: the ${engine.name} engine does not support session.lock(); db, file, cached_db and cache (on Redis or the in-process cache) do`,
-      )
+      throw new NotSupported(`sessionkit: session.lock() needs an engine with session locks (Engine.lock); the ${engine.name} engine has none`)
     }
     if (this.#loading) await this.#loading.catch(() => undefined)
     const key = this.#key
@@ -615,7 +558,7 @@ export class Session<T extends object = SessionData> {
     this.#release = release
     if (this.modified) {
       await this.unlock()
-      throw changed()
+      throw new LockOrderError()
     }
     // What was loaded before the lock may be stale: read the store again, past any cache.
     this.#data = null

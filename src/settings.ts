@@ -8,12 +8,13 @@ import os from 'node:os'
 import { stringifySetCookie } from 'cookie'
 import { ImproperlyConfigured } from './errors.js'
 import { JSONSerializer, type Serializer } from './serializers.js'
+import { redactUrl } from './redact.js'
 import type { EngineFactory } from './engine.js'
-import type { SessionCache } from './cache.js'
+import { ENGINE_NAMES, isEngineName, type EngineName } from './engines/index.js'
+import type { SessionCache } from './caches/cache.js'
 import { djangoCacheFormat, type DjangoCacheOptions } from './caches/django.js'
 
-/** The built-in engines, by Django's module names without the package prefix. */
-export type EngineName = 'db' | 'file' | 'cache' | 'cached_db' | 'signed_cookies'
+export type { EngineName } from './engines/index.js'
 
 /** `SameSite` attribute values; `false` omits the attribute (Django: `False`/`None`). */
 export type SameSite = 'Lax' | 'Strict' | 'None' | false
@@ -147,8 +148,6 @@ export interface Settings {
   lockTtlMs: number
 }
 
-const ENGINES: readonly EngineName[] = ['db', 'file', 'cache', 'cached_db', 'signed_cookies']
-
 /** What `caches` values must have (the `SessionCache` interface). */
 const CACHE_METHODS = ['get', 'set', 'add', 'replace', 'delete', 'has'] as const
 
@@ -237,8 +236,8 @@ export function resolveSettings(input: Partial<Settings> = {}): Readonly<Setting
   }
   const s = { ...defaults, ...stripUndefined(input) } as Settings
 
-  if (typeof s.engine !== 'function' && !ENGINES.includes(s.engine)) {
-    fail('engine', `one of ${ENGINES.map((e) => `"${e}"`).join(', ')} or an engine factory`, s.engine)
+  if (typeof s.engine !== 'function' && !isEngineName(s.engine)) {
+    fail('engine', `one of ${ENGINE_NAMES.map((e) => `"${e}"`).join(', ')} or an engine factory`, s.engine)
   }
   if (typeof s.cookieName !== 'string' || !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(s.cookieName)) {
     fail('cookieName', 'a cookie name (RFC 6265 token characters)', s.cookieName)
@@ -345,13 +344,6 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
   const out: Partial<T> = {}
   for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v
   return out
-}
-
-/** A URL with its password replaced by `***`, for error messages and logs. */
-export function redactUrl(url: string): string {
-  // The user information ends at the last "@" before the path, query or fragment (WHATWG URL),
-  // so a password may itself contain "@" or ":".
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#]*:)[^/?#]*@/i, '$1***@')
 }
 
 const ENV_ENGINE_PREFIX = 'django.contrib.sessions.backends.'

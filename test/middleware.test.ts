@@ -1,5 +1,5 @@
 /**
- * The framework-neutral middleware core (`Sessions.begin` / `Sessions.end`): Django's
+ * The framework-neutral middleware core (`Sessions.start` / `Sessions.finish`): Django's
  * `SessionMiddlewareTests` ported (each test's name carries the Django test it ports), the
  * exact `Set-Cookie` strings real Django produced (reference §4), `Vary` rules, and the
  * security rules of the checklist (§1.2 acceptance, §1.5 cookie attributes, §1.6 caching).
@@ -23,10 +23,11 @@ import {
   type Sessions,
   type Settings,
   type SuspiciousEvent,
+  requestSessionOf,
 } from 'sessionkit'
 import { manualClock } from 'sessionkit/testing'
 import { signedCookiesEngine } from '../src/engines/signed-cookies.ts'
-import { backends, capturingLogger, instrument } from './helpers/http.ts'
+import { backends, capturingLogger, instrument, memoryEngine } from './helpers/http.ts'
 
 const SECRET = 'django-insecure-test-secret-key-0123456789'
 /** Reference §3.6 / §4: every verified string was produced at time.time() = 1700000000. */
@@ -64,9 +65,9 @@ async function open(t: TestContext, factory: EngineFactory, settings: Partial<Se
 
 /** One request through the core: begin with `cookie`, run `view` on the session, end with `status`. */
 async function handle(sessions: Sessions, cookie: string | undefined, view: (session: Session) => unknown = () => {}, status = 200) {
-  const state = await sessions.begin(cookie)
+  const state = await sessions.start(cookie)
   await view(state.session)
-  const decision = await sessions.end(state, status)
+  const decision = await sessions.finish(state, status)
   return { ...decision, session: state.session, state, varyHeader: decision.vary ? patchVary(undefined) : undefined }
 }
 
@@ -155,12 +156,12 @@ for (const backend of backends) {
 
       it('test_session_update_error_redirect: saving a session deleted during the request throws SessionInterrupted', async (t) => {
         const { sessions } = await setup(t)
-        const state = await sessions.begin(undefined)
+        const state = await sessions.start(undefined)
         // Django's view: request.session = DatabaseSession(); save(must_create=True); delete()
         const replaced = sessions.session()
         await replaced.save(true)
         await replaced.destroy()
-        const err = await sessions.end({ session: replaced, hadCookie: state.hadCookie }, 200).then(
+        const err = await Promise.resolve(sessions.finish({ ...state, session: replaced }, 200)).then(
           () => assert.fail('end() should have thrown'),
           (error: unknown) => error,
         )
@@ -173,11 +174,11 @@ for (const backend of backends) {
       it('test_session_update_error_redirect: a session logged out by a concurrent request is never resurrected', async (t) => {
         const { sessions } = await setup(t)
         const key = await stored(sessions, { user: 1 })
-        const slow = await sessions.begin(`sessionid=${key}`)
+        const slow = await sessions.start(`sessionid=${key}`)
         // The concurrent request: logout.
         await handle(sessions, `sessionid=${key}`, (s) => s.flush())
         slow.session.set('cart', [1])
-        await assert.rejects(sessions.end(slow, 200), { name: 'SessionInterrupted', code: 'ERR_SESSION_INTERRUPTED' })
+        await assert.rejects(Promise.resolve(sessions.finish(slow, 200)), { name: 'SessionInterrupted', code: 'ERR_SESSION_INTERRUPTED' })
         assert.equal(await reload(sessions, key), null)
       })
 
@@ -214,9 +215,9 @@ for (const backend of backends) {
 
       it('test_empty_session_saved: a session emptied after it was saved is saved empty and its cookie re-sent', async (t) => {
         const { sessions } = await setup(t)
-        const state = await sessions.begin(undefined)
+        const state = await sessions.start(undefined)
         state.session.set('foo', 'bar')
-        const first = await sessions.end(state, 200)
+        const first = await sessions.finish(state, 200)
         const key = state.session.sessionKey
         assert.ok(key && key.length > 8)
         assert.ok(first.setCookie?.startsWith(`sessionid=${key};`))
@@ -224,7 +225,7 @@ for (const backend of backends) {
         assert.deepEqual(await reload(sessions, key), { foo: 'bar' })
 
         state.session.delete('foo')
-        const second = await sessions.end(state, 200)
+        const second = await sessions.finish(state, 200)
         assert.deepEqual(await reload(sessions, key), {})
         assert.equal(state.session.sessionKey, key)
         assert.ok(second.setCookie?.startsWith(`sessionid=${key};`))
@@ -415,7 +416,7 @@ for (const backend of backends) {
         const { sessions, engine, logger } = await setup(t)
         const key = await stored(sessions, { user: 1 })
         engine.fail.load = new Error('connect ECONNREFUSED 127.0.0.1:5432')
-        const err = await sessions.begin(`sessionid=${key}`).then(
+        const err = await Promise.resolve(sessions.start(`sessionid=${key}`)).then(
           () => assert.fail('begin() should have thrown'),
           (error: unknown) => error,
         )
@@ -431,17 +432,17 @@ for (const backend of backends) {
         const { sessions, engine, logger } = await setup(t)
         const key = await stored(sessions, { user: 1 })
         engine.fail.load = new Error(`Command timed out: GET session:${key}`)
-        await assert.rejects(sessions.begin(`sessionid=${key}`), { code: 'ERR_STORE_UNAVAILABLE' })
+        await assert.rejects(Promise.resolve(sessions.start(`sessionid=${key}`)), { code: 'ERR_STORE_UNAVAILABLE' })
         assert.ok(logger.errors.length >= 1)
         assert.ok(!logger.everything().includes(key), 'the log does not contain the session key')
       })
 
       it('a store that fails on save throws StoreUnavailable (503) from end, logged', async (t) => {
         const { sessions, engine, logger } = await setup(t)
-        const state = await sessions.begin(undefined)
+        const state = await sessions.start(undefined)
         state.session.set('user', 1)
         engine.fail.save = new Error('disk I/O error')
-        await assert.rejects(sessions.end(state, 200), (error: unknown) => {
+        await assert.rejects(Promise.resolve(sessions.finish(state, 200)), (error: unknown) => {
           assert.ok(error instanceof StoreUnavailable)
           assert.equal(error.code, 'ERR_STORE_UNAVAILABLE')
           return true
@@ -550,9 +551,9 @@ describe('middleware core on signed_cookies: Set-Cookie strings verified against
 
   it('a session too large for a browser cookie throws SessionTooLarge naming the size', async (t) => {
     const { sessions } = await setup(t)
-    const state = await sessions.begin(undefined)
+    const state = await sessions.start(undefined)
     state.session.set('blob', noise(6000, 1))
-    const err = await sessions.end(state, 200).then(
+    const err = await Promise.resolve(sessions.finish(state, 200)).then(
       () => assert.fail('end() should have thrown'),
       (error: unknown) => error,
     )
@@ -570,9 +571,9 @@ describe('middleware core on signed_cookies: Set-Cookie strings verified against
     const { sessions } = await setup(t)
     const ok = await handle(sessions, undefined, (s) => s.set(fits.name, fits.value))
     assert.equal(ok.setCookie?.split(';')[0]?.length, 4096)
-    const state = await sessions.begin(undefined)
+    const state = await sessions.start(undefined)
     state.session.set(over.name, over.value)
-    await assert.rejects(sessions.end(state, 200), (error: unknown) => {
+    await assert.rejects(Promise.resolve(sessions.finish(state, 200)), (error: unknown) => {
       assert.ok(error instanceof SessionTooLarge)
       assert.equal(error.size, 4097)
       assert.match(error.message, /\b4097\b/)
@@ -616,6 +617,102 @@ async function cookieSizes(): Promise<Map<number, { name: string; value: string 
   }
   return found
 }
+
+// ------------------------------------------------------ the extension point for layers
+
+describe('request extensions: the end-of-request work of the layers above the core', () => {
+  const setup = (t: TestContext, settings: Partial<Settings> = {}) => open(t, memoryEngine(), settings)
+
+  it('a request with no extension that needs no store call finishes synchronously (the quick path), with cookies null', async (t) => {
+    const { sessions, engine } = await setup(t)
+    const key = await stored(sessions, { user: 1 })
+    engine.reset()
+    for (const cookie of [undefined, `sessionid=${key}`]) {
+      const started = sessions.start(cookie)
+      const state = started instanceof Promise ? await started : started
+      assert.equal(state.extensions, null, 'no extension until a layer adds one')
+      state.session.get('user')
+      const decision = sessions.finish(state, 200)
+      assert.ok(!(decision instanceof Promise), 'no promise on the quick path')
+      assert.equal(decision.cookies, null)
+      assert.equal(sessions.quickEnd(state, 200) !== null, true, 'the deprecated quickEnd agrees')
+    }
+    assert.equal(engine.writes(), 0)
+  })
+
+  it('an extension runs before the save with the status and the request; its change is saved and its cookies come in order', async (t) => {
+    const { sessions, engine } = await setup(t)
+    const started = sessions.start('other=1; sessionid=abc')
+    const state = started instanceof Promise ? await started : started
+    assert.equal(requestSessionOf(state.session), state, 'the session leads back to its request')
+    assert.equal(state.cookieHeader, 'other=1; sessionid=abc')
+    const seen: string[] = []
+    ;(state.extensions ??= []).push({
+      finish(request, status) {
+        seen.push(`first ${status} ${request.cookieHeader} saves=${engine.calls.create}`)
+        request.session.set('by', 'layer')
+        // One added while the others run runs too, after them.
+        request.extensions!.push({ finish: async () => (seen.push('added'), ['c=3']) })
+        return ['a=1', 'b=2']
+      },
+    })
+    state.extensions.push({ finish: () => (seen.push('second'), null) })
+    assert.equal(sessions.quickEnd(state, 200), null, 'the deprecated quickEnd declines a request with extensions')
+    const finished = sessions.finish(state, 201)
+    assert.ok(finished instanceof Promise, 'an extension takes the asynchronous end')
+    const decision = await finished
+    assert.deepEqual(seen, ['first 201 other=1; sessionid=abc saves=0', 'second', 'added'])
+    assert.deepEqual(decision.cookies, ['a=1', 'b=2', 'c=3'])
+    assert.match(decision.setCookie ?? '', /^sessionid=[a-z0-9]{32};/)
+    assert.equal(engine.calls.create, 1, 'saved once, after the extensions')
+    assert.deepEqual(await reload(sessions, state.session.sessionKey!), { by: 'layer' })
+  })
+
+  it('an extension runs on a 5xx too, where the session is not saved; its cookies are still returned', async (t) => {
+    const { sessions, engine } = await setup(t)
+    const state = await sessions.start(undefined)
+    state.session.set('before', 1)
+    state.extensions = [{ finish: (_request, status) => [`status=${status}`] }]
+    const decision = await sessions.finish(state, 503)
+    assert.equal(decision.setCookie, null)
+    assert.deepEqual(decision.cookies, ['status=503'])
+    assert.equal(engine.writes(), 0)
+  })
+
+  it('an extension that rejects fails finish() with its error, saves nothing, and the request lock is released', async (t) => {
+    // The in-process cache engine: it has session locks.
+    const sessions = createSessions({ secretKey: SECRET, engine: 'cache', now: manualClock(NOW), logger: capturingLogger() })
+    t.after(() => sessions.close())
+    const key = await stored(sessions, { user: 1 })
+    const state = await sessions.start(`sessionid=${key}`)
+    await state.session.lock()
+    state.session.set('user', 2)
+    const failure = new Error('layer down')
+    state.extensions = [{ finish: async () => Promise.reject(failure) }]
+    await assert.rejects(Promise.resolve(sessions.finish(state, 200)), (error) => error === failure)
+    assert.equal(state.session.locked, false, 'released')
+    assert.deepEqual(await reload(sessions, key), { user: 1 }, 'nothing saved')
+    const other = await sessions.start(`sessionid=${key}`)
+    await other.session.lock({ waitMs: 0 }) // free: taken at once
+    await other.session.unlock()
+  })
+
+  it('a session made outside a request has no request', async (t) => {
+    const { sessions } = await setup(t)
+    assert.equal(requestSessionOf(sessions.session()), null)
+  })
+
+  it('the deprecated begin/end behave as start/finish, always as promises', async (t) => {
+    const { sessions } = await setup(t)
+    const begun = sessions.begin(undefined)
+    assert.ok(begun instanceof Promise)
+    const state = await begun
+    state.session.set('k', 'v')
+    const ended = sessions.end(state, 200)
+    assert.ok(ended instanceof Promise)
+    assert.match((await ended).setCookie ?? '', /^sessionid=/)
+  })
+})
 
 // ---------------------------------------------------------------------------- patchVary
 

@@ -18,7 +18,7 @@ import {
 } from 'sessionkit'
 import { TimestampSigner } from 'sessionkit/signing'
 import { capturingLogger, manualClock } from 'sessionkit/testing'
-import { parsePythonIso, toPythonIso } from '../src/session.ts'
+import { parsePythonIso, toPythonIso } from '../src/expiry.ts'
 
 const SECRET = 'django-insecure-test-secret-key-0123456789'
 
@@ -216,9 +216,9 @@ describe('data that cannot be stored', () => {
     it(`${what} fails the save with SessionDataError (500), not a store outage (503)`, async () => {
       const logger = capturingLogger()
       const sessions = createSessions({ secretKey: SECRET, engine: 'db', databaseUrl: 'sqlite::memory:', logger })
-      const state = await sessions.begin(undefined)
+      const state = await sessions.start(undefined)
       state.session.set('x', value as never)
-      await assert.rejects(sessions.end(state, 200), { code: 'ERR_SESSION_DATA', status: 500 })
+      await assert.rejects(Promise.resolve(sessions.finish(state, 200)), { code: 'ERR_SESSION_DATA', status: 500 })
       assert.match(logger.errors.join('\n'), /cannot be saved/)
       await sessions.close()
     })

@@ -1,6 +1,6 @@
 /**
  * A Web `Request` → `Response` handler served by @hono/node-server (no router): bare, and
- * sessionkit's `withSession`.
+ * sessionkit's `withSessions`.
  */
 import type { Server } from 'node:http'
 import { serve } from '@hono/node-server'
@@ -34,10 +34,10 @@ export async function buildFetch(variant: Variant, config: ServerConfig, counter
       return new Response(body, { headers: limit.setCookie ? { ...TEXT, 'Set-Cookie': limit.setCookie } : TEXT })
     }
   } else if (variant.impl === 'sessionkit') {
-    const { withSession } = await skFetch()
+    const { withSessions } = await skFetch()
     const { sessionkitSetup } = await import('../lib/sessionkit.ts')
     const setup = await sessionkitSetup(variant.engine as SkEngine, variant.lazy, config, counters)
-    const handler = withSession(
+    const handler = withSessions(
       variant.lazy
         ? async (request, session) => {
             const url = pathOf(request.url)

@@ -6,7 +6,7 @@
 import path from 'node:path'
 import type { Settings } from '../../src/settings.ts'
 import type { Sessions } from '../../src/middleware.ts'
-import type { SessionCache } from '../../src/cache.ts'
+import type { SessionCache } from '../../src/caches/cache.ts'
 import type { ServerConfig } from './config.ts'
 import { SECRET } from './config.ts'
 import { CACHE_KINDS, countMethods, ENGINE_KINDS, SQL_KINDS, type Counters } from './counters.ts'

@@ -3,11 +3,12 @@
  * with Django's `SessionMiddleware` behaviour.
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import { createSessions, Sessions } from '../middleware.js'
+import type { Sessions } from '../middleware.js'
 import type { Session, SessionData } from '../session.js'
 import type { Settings } from '../settings.js'
-import { startSession } from './node.js'
+import { startSession } from './hooks.js'
 import { FAILURE_HEADERS, sessionFailure } from './failure.js'
+import { sessionsOf, withHandle, type SessionsHandle } from './prologue.js'
 import { SessionError } from '../errors.js'
 
 declare global {
@@ -21,11 +22,7 @@ declare global {
 }
 
 /** The middleware, with the sessions it serves (for `migrate()`, `close()`, scripts and tests). */
-export interface SessionMiddleware<T extends object = SessionData> extends RequestHandler {
-  readonly sessions: Sessions<T>
-  /** Close the engine's connections; call it on shutdown. */
-  close(): Promise<void>
-}
+export interface SessionMiddleware<T extends object = SessionData> extends RequestHandler, SessionsHandle<T> {}
 
 /**
  * Express middleware giving each request `req.session`.
@@ -51,7 +48,7 @@ export interface SessionMiddleware<T extends object = SessionData> extends Reque
  * ```
  */
 export function sessions<T extends object = SessionData>(settings: Partial<Settings> | Sessions<T>): SessionMiddleware<T> {
-  const core = settings instanceof Sessions ? settings : createSessions<T>(settings)
+  const core = sessionsOf(settings)
   const middleware = function sessionkit(req: Request, res: Response, next: NextFunction): void {
     if (req.session !== undefined) return next()
     const started = startSession(core, req, res)
@@ -73,5 +70,5 @@ export function sessions<T extends object = SessionData>(settings: Partial<Setti
       },
     )
   }
-  return Object.assign(middleware, { sessions: core, close: () => core.close() })
+  return withHandle(middleware, core)
 }

@@ -25,11 +25,12 @@
  * `declare module 'sessionkit' { interface SessionData { visits: number } }`.
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import { createSessions, patchVary, Sessions, type RequestSession } from '../middleware.js'
+import { patchVary, Sessions, type RequestSession, type ResponseDecision } from '../middleware.js'
 import type { Session, SessionData } from '../session.js'
 import type { Settings } from '../settings.js'
 import { FAILURE_HEADERS, sessionFailure } from './failure.js'
 import { applyToResponse } from './fetch.js'
+import { appendSetCookies, sessionsOf } from './prologue.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -68,8 +69,9 @@ function settingsOf(options: Record<string, unknown>): Partial<Settings> {
   return settings as Partial<Settings>
 }
 
-/** Drop what the handler prepared, say `status` with a short body; returns the new payload. */
-function replaceReply(reply: FastifyReply, status: number, body: string, payload?: unknown): string {
+/** Drop what the handler prepared and answer the session failure (see `sessionFailure`); returns the new payload. */
+function replaceReply(reply: FastifyReply, error: unknown, settings: Pick<Settings, 'logger'>, phase: 'load' | 'save', payload?: unknown): string {
+  const { status, body } = sessionFailure(error, settings, phase)
   const stream = payload as { destroy?: unknown } | null | undefined
   if (stream && typeof stream === 'object' && typeof stream.destroy === 'function') (stream as { destroy(): void }).destroy()
   else if (isWebResponse(payload)) payload.body?.cancel().catch(() => undefined)
@@ -92,7 +94,7 @@ function replaceReply(reply: FastifyReply, status: number, body: string, payload
  */
 async function sessionkit(fastify: FastifyInstance, options: SessionPluginOptions): Promise<void> {
   const owned = !(options instanceof Sessions)
-  const core = options instanceof Sessions ? options : createSessions(settingsOf(options as Record<string, unknown>))
+  const core = sessionsOf(owned ? settingsOf(options as Record<string, unknown>) : options)
   if (owned) fastify.addHook('onClose', () => core.close())
   if (!fastify.hasRequestDecorator('session')) fastify.decorateRequest('session', null as unknown as Session<SessionData>)
   if (!fastify.hasRequestDecorator(TRACKED)) fastify.decorateRequest(TRACKED, null)
@@ -106,8 +108,7 @@ async function sessionkit(fastify: FastifyInstance, options: SessionPluginOption
       const started = core.start(request.headers.cookie)
       state = started instanceof Promise ? await started : started
     } catch (error) {
-      const { status, body } = sessionFailure(error, core.settings, 'load')
-      return reply.send(replaceReply(reply, status, body))
+      return reply.send(replaceReply(reply, error, core.settings, 'load'))
     }
     request.session = state.session
     ;(request as unknown as Record<symbol, Tracked>)[TRACKED] = { core, state, ended: false }
@@ -119,19 +120,19 @@ async function sessionkit(fastify: FastifyInstance, options: SessionPluginOption
     entry.ended = true
     // A Web Response sent as the payload brings its own status (Fastify applies it after onSend).
     const status = isWebResponse(payload) ? payload.status : reply.statusCode
-    let decision
+    let decision: ResponseDecision
     try {
-      decision = core.quickEnd(entry.state, status) ?? (await core.end(entry.state, status))
+      const finished = core.finish(entry.state, status)
+      decision = finished instanceof Promise ? await finished : finished
     } catch (error) {
-      const failure = sessionFailure(error, core.settings, 'save')
-      return replaceReply(reply, failure.status, failure.body, payload)
+      return replaceReply(reply, error, core.settings, 'save', payload)
     }
     if (decision.vary) {
       reply.header('Vary', patchVary(reply.getHeader('Vary') as string | string[] | undefined))
       // Fastify copies a Response payload's own Vary over the reply's: patch it there too.
       if (isWebResponse(payload) && payload.headers.has('Vary')) payload = applyToResponse(payload, { vary: true, setCookie: null })
     }
-    if (decision.setCookie) reply.header('Set-Cookie', decision.setCookie)
+    appendSetCookies(decision, (cookie) => reply.header('Set-Cookie', cookie))
     if (decision.cacheControl) reply.header('Cache-Control', decision.cacheControl)
     return payload
   })

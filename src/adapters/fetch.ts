@@ -1,13 +1,13 @@
 /**
- * Web `Request` → `Response` adapter: `withSession(handler, settings)` for any server that
+ * Web `Request` → `Response` adapter: `withSessions(handler, settings)` for any server that
  * speaks the Fetch API — Bun, Deno, Cloudflare-style workers, `@hono/node-server` and other
  * Node bridges — with Django's `SessionMiddleware` behaviour.
  *
  * ```ts
- * import { withSession } from 'sessionkit/fetch'
+ * import { withSessions } from 'sessionkit/fetch'
  *
  * type Data = { visits: number }
- * const fetch = withSession<Data>(async (request, session) => {
+ * const fetch = withSessions<Data>(async (request, session) => {
  *   session.set('visits', (session.get('visits') ?? 0) + 1)
  *   return new Response(`visits: ${session.get('visits')}`)
  * }, { secretKey: process.env.SECRET_KEY!, engine: 'signed_cookies' })
@@ -17,10 +17,10 @@
  * // Node: serve({ fetch }) from '@hono/node-server'
  * ```
  */
-import { createSessions, patchVary, Sessions, type ResponseDecision } from '../middleware.js'
+import { patchVary, type RequestSession, type ResponseDecision, type Sessions } from '../middleware.js'
 import type { Session, SessionData } from '../session.js'
 import type { Settings } from '../settings.js'
-import { FAILURE_HEADERS, sessionFailure } from './failure.js'
+import { appendSetCookies, failureResponse, sessionsOf, withHandle, type SessionsHandle } from './prologue.js'
 
 /**
  * A fetch handler that also receives the visitor's session. Any arguments the server passes
@@ -32,21 +32,19 @@ export type SessionFetchHandler<T extends object = SessionData, A extends unknow
   ...rest: A
 ) => Response | Promise<Response>
 
-/** What {@link withSession} returns: a fetch handler, plus the sessions it uses. */
-export interface SessionFetch<T extends object = SessionData, A extends unknown[] = []> {
+/** What {@link withSessions} returns: a fetch handler, plus the sessions it uses. */
+export interface SessionFetch<T extends object = SessionData, A extends unknown[] = []> extends SessionsHandle<T> {
   (request: Request, ...rest: A): Promise<Response>
-  readonly sessions: Sessions<T>
-  /** Close the engine's connections; call it on shutdown. */
-  close(): Promise<void>
 }
 
 /**
- * `response` with the session's `Vary` and `Set-Cookie` added. A response whose headers are
+ * `response` with the session's `Vary`, `Cache-Control` and `Set-Cookie` (the session's, then
+ * the layers') added. A response whose headers are
  * immutable (`Response.redirect()`, a `fetch()` result passed through) is copied first; the
  * body is carried over as a stream, not read.
  */
 export function applyToResponse(response: Response, decision: ResponseDecision): Response {
-  if (!decision.vary && !decision.setCookie && !decision.cacheControl) return response
+  if (!decision.vary && !decision.setCookie && !decision.cookies && !decision.cacheControl) return response
   try {
     write(response.headers, decision)
     return response
@@ -60,7 +58,7 @@ export function applyToResponse(response: Response, decision: ResponseDecision):
 
 function write(headers: Headers, decision: ResponseDecision): void {
   if (decision.vary) headers.set('Vary', patchVary(headers.get('Vary')))
-  if (decision.setCookie) headers.append('Set-Cookie', decision.setCookie)
+  appendSetCookies(decision, (cookie) => headers.append('Set-Cookie', cookie))
   if (decision.cacheControl) headers.set('Cache-Control', decision.cacheControl)
 }
 
@@ -78,23 +76,19 @@ function write(headers: Headers, decision: ResponseDecision): void {
  *
  * Django: `django.contrib.sessions.middleware.SessionMiddleware`.
  */
-export function withSession<T extends object = SessionData, A extends unknown[] = []>(
+export function withSessions<T extends object = SessionData, A extends unknown[] = []>(
   handler: SessionFetchHandler<T, A>,
   settings: Partial<Settings> | Sessions<T>,
 ): SessionFetch<T, A> {
-  const core = settings instanceof Sessions ? settings : createSessions<T>(settings)
-  const fail = (error: unknown, phase: 'load' | 'save'): Response => {
-    const { status, body } = sessionFailure(error, core.settings, phase)
-    return new Response(body, { status, headers: FAILURE_HEADERS })
-  }
+  const core = sessionsOf(settings)
   const fetch = async function sessionkit(request: Request, ...rest: A): Promise<Response> {
-    let state
+    let state: RequestSession<T>
     try {
       // A promise only when the session must be loaded first: no tick otherwise.
       const started = core.start(request.headers.get('Cookie'))
       state = started instanceof Promise ? await started : started
     } catch (error) {
-      return fail(error, 'load')
+      return failureResponse(error, core.settings, 'load')
     }
     let response: Response
     try {
@@ -103,14 +97,18 @@ export function withSession<T extends object = SessionData, A extends unknown[] 
       await core.abandon(state) // release a session lock the handler took
       throw error
     }
-    let decision
+    let decision: ResponseDecision
     try {
-      decision = core.quickEnd(state, response.status) ?? (await core.end(state, response.status))
+      const finished = core.finish(state, response.status)
+      decision = finished instanceof Promise ? await finished : finished
     } catch (error) {
       response.body?.cancel().catch(() => undefined)
-      return fail(error, 'save')
+      return failureResponse(error, core.settings, 'save')
     }
     return applyToResponse(response, decision)
   }
-  return Object.assign(fetch, { sessions: core, close: () => core.close() })
+  return withHandle(fetch, core)
 }
+
+/** @deprecated Renamed {@link withSessions}, the name the `node:http` adapter uses; this name goes in the next release. */
+export const withSession = withSessions

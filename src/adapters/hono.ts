@@ -22,10 +22,10 @@
  * Without `SessionEnv`, `c.get('session')` is still typed, as `Session<SessionData>`.
  */
 import type { Context, MiddlewareHandler } from 'hono'
-import { createSessions, Sessions } from '../middleware.js'
+import type { RequestSession, ResponseDecision, Sessions } from '../middleware.js'
 import type { Session, SessionData } from '../session.js'
 import type { Settings } from '../settings.js'
-import { FAILURE_HEADERS, sessionFailure } from './failure.js'
+import { failureResponse, sessionsOf, withHandle, type SessionsHandle } from './prologue.js'
 import { applyToResponse } from './fetch.js'
 
 declare module 'hono' {
@@ -39,11 +39,7 @@ declare module 'hono' {
 export type SessionEnv<T extends object = SessionData> = { Variables: { session: Session<T> } }
 
 /** The middleware, with the sessions it serves (for `migrate()`, `close()`, scripts and tests). */
-export interface SessionMiddleware<T extends object = SessionData> extends MiddlewareHandler<SessionEnv<T>> {
-  readonly sessions: Sessions<T>
-  /** Close the engine's connections; call it on shutdown. */
-  close(): Promise<void>
-}
+export interface SessionMiddleware<T extends object = SessionData> extends MiddlewareHandler<SessionEnv<T>>, SessionsHandle<T> {}
 
 /** Replace `c.res` as is: Hono's setter would merge the previous response's headers into it. */
 function replaceResponse(c: Context, response: Response): void {
@@ -67,32 +63,29 @@ function replaceResponse(c: Context, response: Response): void {
  * Django: `django.contrib.sessions.middleware.SessionMiddleware`.
  */
 export function sessions<T extends object = SessionData>(settings: Partial<Settings> | Sessions<T>): SessionMiddleware<T> {
-  const core = settings instanceof Sessions ? settings : createSessions<T>(settings)
-  const fail = (error: unknown, phase: 'load' | 'save'): Response => {
-    const { status, body } = sessionFailure(error, core.settings, phase)
-    return new Response(body, { status, headers: FAILURE_HEADERS })
-  }
+  const core = sessionsOf(settings)
   const middleware: MiddlewareHandler<SessionEnv<T>> = async function sessionkit(c, next) {
     if (c.get('session') !== undefined) return next()
-    let state
+    let state: RequestSession<T>
     try {
       // A promise only when the session must be loaded first: no tick otherwise.
       const started = core.start(c.req.header('Cookie'))
       state = started instanceof Promise ? await started : started
     } catch (error) {
-      return fail(error, 'load')
+      return failureResponse(error, core.settings, 'load')
     }
     c.set('session', state.session)
     await next()
-    let decision
+    let decision: ResponseDecision
     try {
-      decision = core.quickEnd(state, c.res.status) ?? (await core.end(state, c.res.status))
+      const finished = core.finish(state, c.res.status)
+      decision = finished instanceof Promise ? await finished : finished
     } catch (error) {
       c.res.body?.cancel().catch(() => undefined)
-      replaceResponse(c, fail(error, 'save'))
+      replaceResponse(c, failureResponse(error, core.settings, 'save'))
       return
     }
     replaceResponse(c, applyToResponse(c.res, decision))
   }
-  return Object.assign(middleware, { sessions: core, close: () => core.close() })
+  return withHandle(middleware, core)
 }

@@ -19,10 +19,11 @@
  * Chaining types it too: `new Koa().use(sessions<Data>(settings)).use((ctx) => …)`.
  */
 import type { Context, Middleware, ParameterizedContext } from 'koa'
-import { createSessions, patchVary, Sessions } from '../middleware.js'
+import { patchVary, type RequestSession, type ResponseDecision, type Sessions } from '../middleware.js'
 import type { Session, SessionData } from '../session.js'
 import type { Settings } from '../settings.js'
 import { FAILURE_HEADERS, sessionFailure } from './failure.js'
+import { appendSetCookies, sessionsOf, withHandle, type SessionsHandle } from './prologue.js'
 
 /** The context this middleware adds to: `new Koa<Koa.DefaultState, SessionContext<Data>>()`. */
 export interface SessionContext<T extends object = SessionData> {
@@ -31,14 +32,11 @@ export interface SessionContext<T extends object = SessionData> {
 }
 
 /** The middleware, with the sessions it serves (for `migrate()`, `close()`, scripts and tests). */
-export interface SessionMiddleware<T extends object = SessionData> extends Middleware<Record<never, never>, SessionContext<T>> {
-  readonly sessions: Sessions<T>
-  /** Close the engine's connections; call it on shutdown. */
-  close(): Promise<void>
-}
+export interface SessionMiddleware<T extends object = SessionData> extends Middleware<Record<never, never>, SessionContext<T>>, SessionsHandle<T> {}
 
-/** Replace the response by a failure: the handler's headers and body are dropped. */
-function respondWithFailure(ctx: ParameterizedContext, status: number, body: string): void {
+/** Replace the response by the answer to a session failure: the handler's headers and body are dropped. */
+function respondWithFailure(ctx: ParameterizedContext, error: unknown, settings: Pick<Settings, 'logger'>, phase: 'load' | 'save'): void {
+  const { status, body } = sessionFailure(error, settings, phase)
   const previous: unknown = ctx.body
   if (previous !== null && typeof previous === 'object' && typeof (previous as { destroy?: unknown }).destroy === 'function') {
     ;(previous as { destroy(): void }).destroy()
@@ -66,17 +64,16 @@ function respondWithFailure(ctx: ParameterizedContext, status: number, body: str
  * Django: `django.contrib.sessions.middleware.SessionMiddleware`.
  */
 export function sessions<T extends object = SessionData>(settings: Partial<Settings> | Sessions<T>): SessionMiddleware<T> {
-  const core = settings instanceof Sessions ? settings : createSessions<T>(settings)
+  const core = sessionsOf(settings)
   const middleware = async function sessionkit(ctx: ParameterizedContext<Record<never, never>, SessionContext<T>>, next: () => Promise<unknown>): Promise<void> {
     if (ctx.session !== undefined) return void (await next())
-    let state
+    let state: RequestSession<T>
     try {
       // A promise only when the session must be loaded first: no tick otherwise.
       const started = core.start(ctx.get('Cookie'))
       state = started instanceof Promise ? await started : started
     } catch (error) {
-      const { status, body } = sessionFailure(error, core.settings, 'load')
-      return respondWithFailure(ctx as unknown as Context, status, body)
+      return respondWithFailure(ctx as unknown as Context, error, core.settings, 'load')
     }
     ctx.session = state.session
     try {
@@ -85,16 +82,16 @@ export function sessions<T extends object = SessionData>(settings: Partial<Setti
       await core.abandon(state) // release a session lock the handler took; Koa answers the error
       throw error
     }
-    let decision
+    let decision: ResponseDecision
     try {
-      decision = core.quickEnd(state, ctx.status) ?? (await core.end(state, ctx.status))
+      const finished = core.finish(state, ctx.status)
+      decision = finished instanceof Promise ? await finished : finished
     } catch (error) {
-      const { status, body } = sessionFailure(error, core.settings, 'save')
-      return respondWithFailure(ctx as unknown as Context, status, body)
+      return respondWithFailure(ctx as unknown as Context, error, core.settings, 'save')
     }
     if (decision.vary) ctx.set('Vary', patchVary(ctx.response.get('Vary')))
-    if (decision.setCookie) ctx.append('Set-Cookie', decision.setCookie)
+    appendSetCookies(decision, (cookie) => ctx.append('Set-Cookie', cookie))
     if (decision.cacheControl) ctx.set('Cache-Control', decision.cacheControl)
   }
-  return Object.assign(middleware, { sessions: core, close: () => core.close() })
+  return withHandle(middleware, core)
 }

@@ -22,11 +22,9 @@
  */
 import net from 'node:net'
 import { ImproperlyConfigured, StoreUnavailable } from '../errors.js'
-import { ttlToSeconds, type SessionCache } from '../cache.js'
-import { checkLockOptions, lockToken, pollLock } from '../lock.js'
-import { CACHE_KEY_PREFIX } from '../drivers/redis.js'
+import { CACHE_KEY_PREFIX, ttlToSeconds, type SessionCache } from './cache.js'
+import { checkLockOptions, lockToken, pollLock, type LockOptions, type ReleaseLock } from '../lock.js'
 import type { Logger } from '../settings.js'
-import type { LockOptions, ReleaseLock } from '../engine.js'
 import type { DjangoCacheStore } from './django.js'
 
 /** Options of {@link memcachedCache}. */

@@ -23,37 +23,33 @@
  * driver sends dates as UTC text, so neither the server's `time_zone` nor a pool's
  * `timezone` option changes what is stored.
  */
-import { createRequire } from 'node:module'
 import { ImproperlyConfigured } from '../errors.js'
-import { redactUrl } from '../settings.js'
-import type { MigrateReport, SqlDriver } from '../engines/db.js'
-import { toDjangoDateTime, type SqlStats } from './sqlite.js'
+import { requirePeer } from '../peers.js'
+import { redactUrl } from '../redact.js'
+import { EXPIRE_INDEX, LOCK_TABLE, SESSION_TABLE, lockTableOnDemand, statementCounter, toDjangoDateTime, type MigrateReport, type SqlDriver, type SqlStatementKind, type SqlStats } from './sql.js'
 
 /**
  * Django's table on MySQL (Django's column types), InnoDB in utf8mb4, which Django's
  * documentation asks for and MySQL 8 and MariaDB 10.6+ use by default.
  */
 export const CREATE_TABLE =
-  'CREATE TABLE IF NOT EXISTS `django_session` (`session_key` varchar(40) NOT NULL PRIMARY KEY, ' +
+  `CREATE TABLE IF NOT EXISTS \`${SESSION_TABLE}\` (\`session_key\` varchar(40) NOT NULL PRIMARY KEY, ` +
   '`session_data` longtext NOT NULL, `expire_date` datetime(6) NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4'
 
 /** Django's index on `expire_date` (MySQL has no `CREATE INDEX IF NOT EXISTS`: `migrate` checks first). */
-export const CREATE_INDEX = 'CREATE INDEX `django_session_expire_date_a5c62663` ON `django_session` (`expire_date`)'
+export const CREATE_INDEX = `CREATE INDEX \`${EXPIRE_INDEX}\` ON \`${SESSION_TABLE}\` (\`expire_date\`)`
 
 /**
- * sessionkit's lock table (`session.lock()`), not Django's: created by the first lock, never by
- * `migrate()`, so that a database whose app never locks keeps Django's schema. Run it yourself
- * when the app's database user may not create tables.
+ * sessionkit's lock table (see `LOCK_TABLE`): created by the first lock, never by `migrate()`.
+ * Run it yourself when the app's database user may not create tables.
  */
 export const CREATE_LOCK_TABLE =
-  'CREATE TABLE IF NOT EXISTS `sessionkit_lock` (`session_key` varchar(40) NOT NULL PRIMARY KEY, ' +
+  `CREATE TABLE IF NOT EXISTS \`${LOCK_TABLE}\` (\`session_key\` varchar(40) NOT NULL PRIMARY KEY, ` +
   '`token` varchar(64) NOT NULL, `expires_at` bigint NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4'
 
 /** MySQL's `ER_NO_SUCH_TABLE`. */
 const ER_NO_SUCH_TABLE = 1146
 
-const TABLE = 'django_session'
-const INDEX = 'django_session_expire_date_a5c62663'
 
 /** How long opening a connection may take. */
 export const CONNECT_TIMEOUT_MS = 3000
@@ -107,29 +103,15 @@ export interface MysqlDriver extends SqlDriver {
 type OwnedPool = MysqlPoolLike & { end(): Promise<void> }
 type Mysql2Module = { createPool(config: Record<string, unknown>): OwnedPool }
 
-let cached: Mysql2Module | undefined
-
 /**
  * `mysql2/promise`, required synchronously so that a missing package fails at start-up.
  * Throws `ImproperlyConfigured` when it is not installed. `load` is for tests.
  */
 export function loadMysql2(load?: (id: string) => unknown): Mysql2Module {
-  if (load === undefined && cached) return cached
-  let mod: unknown
-  try {
-    mod = (load ?? createRequire(import.meta.url))('mysql2/promise')
-  } catch (error) {
-    const { code, message } = error as NodeJS.ErrnoException
-    if (code === 'MODULE_NOT_FOUND' && /Cannot find module 'mysql2\/promise'/.test(message)) {
-      throw new ImproperlyConfigured(MISSING, { cause: error })
-    }
-    throw error
-  }
-  const mysql2 = mod as Partial<Mysql2Module>
+  const mysql2 = requirePeer('mysql2/promise', { missing: MISSING, load }) as Partial<Mysql2Module>
   if (typeof mysql2.createPool !== 'function') {
     throw new ImproperlyConfigured('sessionkit: the installed mysql2 package exports no createPool; reinstall it: npm install mysql2@3')
   }
-  if (load === undefined) cached = mysql2 as Mysql2Module
   return mysql2 as Mysql2Module
 }
 
@@ -183,42 +165,19 @@ export function openMysql(url: string): Promise<MysqlDriver> {
  */
 export function mysqlDriver(pool: MysqlPoolLike | MysqlCallbackPoolLike, options: MysqlDriverOptions = {}): MysqlDriver {
   const promisePool = toPromisePool(pool)
-  const stats: SqlStats = { statements: 0, load: 0, insert: 0, update: 0, delete: 0, exists: 0, clearExpired: 0, lock: 0 }
-  const run = async (kind: Exclude<keyof SqlStats, 'statements'>, sql: string, values: string[]): Promise<unknown> => {
-    stats.statements++
-    stats[kind]++
+  const { stats, count } = statementCounter()
+  const run = async (kind: SqlStatementKind, sql: string, values: string[]): Promise<unknown> => {
+    count(kind)
     const [result] = await promisePool.execute(sql, values)
     return result
   }
   const affected = (result: unknown): number => (result as { affectedRows?: number }).affectedRows ?? 0
   let closing: Promise<void> | undefined
-  /** The lock table being made (concurrent first locks share one `CREATE`). */
-  let lockTable: Promise<void> | undefined
-  const makeLockTable = (): Promise<void> => {
-    lockTable ??= promisePool.query(CREATE_LOCK_TABLE).then(
-      () => undefined,
-      (error: unknown) => {
-        lockTable = undefined
-        throw error
-      },
-    )
-    return lockTable
-  }
-  /**
-   * Run a lock statement; when the table is missing (no lock was ever taken), make it and run
-   * the statement again. Never a `CREATE` while the table exists: a database user without the
-   * right to create tables works on a table made for it.
-   */
-  const onLockTable = async (sql: string, values: string[]): Promise<unknown> => {
-    try {
-      return await run('lock', sql, values)
-    } catch (error) {
-      if ((error as { errno?: unknown }).errno !== ER_NO_SUCH_TABLE) throw error
-      await makeLockTable()
-      lockTable = undefined // made: a later "missing" (dropped behind our back) makes it again
-      return run('lock', sql, values)
-    }
-  }
+  const lockTable = lockTableOnDemand({
+    create: () => promisePool.query(CREATE_LOCK_TABLE),
+    missing: (error) => (error as { errno?: unknown } | null)?.errno === ER_NO_SUCH_TABLE,
+  })
+  const onLockTable = (sql: string, values: string[]): Promise<unknown> => lockTable.run(() => run('lock', sql, values))
 
   const driver: MysqlDriver = {
     dialect: 'mysql',
@@ -299,12 +258,7 @@ export function mysqlDriver(pool: MysqlPoolLike | MysqlCallbackPoolLike, options
       await onLockTable('DELETE FROM sessionkit_lock WHERE session_key = ? AND token = ?', [key, token])
     },
     async clearExpiredLocks(now) {
-      try {
-        return affected(await run('lock', 'DELETE FROM sessionkit_lock WHERE expires_at < ?', [String(now)]))
-      } catch (error) {
-        if ((error as { errno?: unknown }).errno === ER_NO_SUCH_TABLE) return 0 // no lock was ever taken
-        throw error
-      }
+      return affected(await lockTable.ifPresent(() => run('lock', 'DELETE FROM sessionkit_lock WHERE expires_at < ?', [String(now)]), {}))
     },
     migrate() {
       return migrate(promisePool, options.where)
@@ -343,20 +297,20 @@ async function migrate(pool: MysqlPoolLike, where: string | undefined): Promise<
     try {
       const [tables] = (await conn.query(
         'SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?',
-        [TABLE],
+        [SESSION_TABLE],
       )) as [unknown[], unknown]
       const [indexes] = (await conn.query(
         'SELECT DISTINCT index_name AS name FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = ?',
-        [TABLE],
+        [SESSION_TABLE],
       )) as [{ name: string }[], unknown]
       const created: string[] = []
       if (tables.length === 0) {
         await conn.query(CREATE_TABLE)
-        created.push(`table ${TABLE}`)
+        created.push(`table ${SESSION_TABLE}`)
       }
-      if (!indexes.some((i) => i.name === INDEX)) {
+      if (!indexes.some((i) => i.name === EXPIRE_INDEX)) {
         await conn.query(CREATE_INDEX)
-        created.push(`index ${INDEX}`)
+        created.push(`index ${EXPIRE_INDEX}`)
       }
       return { created, where: where ?? `MySQL database "${lock.db}"` }
     } finally {

@@ -24,41 +24,34 @@
  * `expire_date` is `timestamp with time zone`: dates travel as JS `Date`s and compare as
  * instants, whatever the server's or the connection's `TimeZone`.
  */
-import { createRequire } from 'node:module'
 import { ImproperlyConfigured } from '../errors.js'
-import { redactUrl } from '../settings.js'
-import type { MigrateReport, SqlDriver } from '../engines/db.js'
-import type { SqlStats } from './sqlite.js'
+import { requirePeer } from '../peers.js'
+import { redactUrl } from '../redact.js'
+import { EXPIRE_INDEX, LIKE_INDEX, LOCK_TABLE, SESSION_TABLE, lockTableOnDemand, statementCounter, type MigrateReport, type SqlDriver, type SqlStatementKind, type SqlStats } from './sql.js'
 
 /** Django's table, as `sessions.0001_initial` creates it on PostgreSQL (with `IF NOT EXISTS`). */
 export const CREATE_TABLE =
-  'CREATE TABLE IF NOT EXISTS "django_session" ("session_key" varchar(40) NOT NULL PRIMARY KEY, ' +
+  `CREATE TABLE IF NOT EXISTS "${SESSION_TABLE}" ("session_key" varchar(40) NOT NULL PRIMARY KEY, ` +
   '"session_data" text NOT NULL, "expire_date" timestamp with time zone NOT NULL)'
 
 /** Django's index on `expire_date`. */
-export const CREATE_EXPIRE_INDEX =
-  'CREATE INDEX IF NOT EXISTS "django_session_expire_date_a5c62663" ON "django_session" ("expire_date")'
+export const CREATE_EXPIRE_INDEX = `CREATE INDEX IF NOT EXISTS "${EXPIRE_INDEX}" ON "${SESSION_TABLE}" ("expire_date")`
 
 /** Django's `_like` index, which PostgreSQL needs for `LIKE 'abc%'` on a varchar primary key. */
-export const CREATE_LIKE_INDEX =
-  'CREATE INDEX IF NOT EXISTS "django_session_session_key_c0390e0f_like" ON "django_session" ("session_key" varchar_pattern_ops)'
+export const CREATE_LIKE_INDEX = `CREATE INDEX IF NOT EXISTS "${LIKE_INDEX}" ON "${SESSION_TABLE}" ("session_key" varchar_pattern_ops)`
 
 /**
- * sessionkit's lock table (`session.lock()`), not Django's: created by the first lock, never by
- * `migrate()`, so that a database whose app never locks keeps Django's schema. Run it yourself
- * when the app's database user may not create tables.
+ * sessionkit's lock table (see `LOCK_TABLE`): created by the first lock, never by `migrate()`.
+ * Run it yourself when the app's database user may not create tables.
  */
 export const CREATE_LOCK_TABLE =
-  'CREATE TABLE IF NOT EXISTS "sessionkit_lock" ("session_key" varchar(40) NOT NULL PRIMARY KEY, ' +
+  `CREATE TABLE IF NOT EXISTS "${LOCK_TABLE}" ("session_key" varchar(40) NOT NULL PRIMARY KEY, ` +
   '"token" varchar(64) NOT NULL, "expires_at" bigint NOT NULL)'
 
 /** PostgreSQL's `undefined_table`, `duplicate_table` and `unique_violation` (two `CREATE TABLE IF NOT EXISTS` racing). */
 const UNDEFINED_TABLE = '42P01'
 const TABLE_RACE = new Set(['42P07', '23505'])
 
-const TABLE = 'django_session'
-const EXPIRE_INDEX = 'django_session_expire_date_a5c62663'
-const LIKE_INDEX = 'django_session_session_key_c0390e0f_like'
 
 /** How long opening a connection, or waiting for a free one, may take. */
 export const CONNECT_TIMEOUT_MS = 3000
@@ -113,27 +106,13 @@ type OwnedPool = {
   on(event: 'error', listener: (error: Error) => void): unknown
 }
 
-let cached: PgModule | undefined
-
 /**
  * The `pg` module, required synchronously so that a missing package fails at start-up.
  * Throws `ImproperlyConfigured` when it is not installed. `load` is for tests.
  */
 export function loadPg(load?: (id: string) => unknown): PgModule {
-  if (load === undefined && cached) return cached
-  let mod: unknown
-  try {
-    mod = (load ?? createRequire(import.meta.url))('pg')
-  } catch (error) {
-    const { code, message } = error as NodeJS.ErrnoException
-    if (code === 'MODULE_NOT_FOUND' && /Cannot find module 'pg'/.test(message)) {
-      throw new ImproperlyConfigured(MISSING, { cause: error })
-    }
-    throw error
-  }
-  const pg = mod as Partial<PgModule>
+  const pg = requirePeer('pg', { missing: MISSING, load }) as Partial<PgModule>
   if (typeof pg.Pool !== 'function') throw new ImproperlyConfigured('sessionkit: the installed pg package exports no Pool class; reinstall it: npm install pg@8')
-  if (load === undefined) cached = pg as PgModule
   return pg as PgModule
 }
 
@@ -183,41 +162,19 @@ export function postgresDriver(pool: PgPoolLike | PgClientLike, options: Postgre
   if (pool === null || typeof pool !== 'object' || typeof (pool as { query?: unknown }).query !== 'function') {
     throw new ImproperlyConfigured('sessionkit: postgresDriver needs a pg.Pool or a connected pg.Client')
   }
-  const stats: SqlStats = { statements: 0, load: 0, insert: 0, update: 0, delete: 0, exists: 0, clearExpired: 0, lock: 0 }
-  const run = (kind: Exclude<keyof SqlStats, 'statements'>, query: PgQuery): Promise<PgResult> => {
-    stats.statements++
-    stats[kind]++
+  const { stats, count } = statementCounter()
+  const run = (kind: SqlStatementKind, query: PgQuery): Promise<PgResult> => {
+    count(kind)
     return pool.query(query)
   }
   let closing: Promise<void> | undefined
-  /** The lock table being made (concurrent first locks share one `CREATE`). */
-  let lockTable: Promise<void> | undefined
-  const makeLockTable = (): Promise<void> => {
-    lockTable ??= pool.query({ text: CREATE_LOCK_TABLE }).then(
-      () => undefined,
-      (error: unknown) => {
-        if (TABLE_RACE.has((error as { code?: string }).code ?? '')) return
-        lockTable = undefined
-        throw error
-      },
-    )
-    return lockTable
-  }
-  /**
-   * Run a lock statement; when the table is missing (no lock was ever taken), make it and run
-   * the statement again. Never a `CREATE` while the table exists: a database user without the
-   * right to create tables works on a table made for it.
-   */
-  const onLockTable = async (query: PgQuery): Promise<PgResult> => {
-    try {
-      return await run('lock', query)
-    } catch (error) {
-      if ((error as { code?: string }).code !== UNDEFINED_TABLE) throw error
-      await makeLockTable()
-      lockTable = undefined // made: a later "missing" (dropped behind our back) makes it again
-      return run('lock', query)
-    }
-  }
+  const codeOf = (error: unknown): string => (error as { code?: string } | null)?.code ?? ''
+  const lockTable = lockTableOnDemand({
+    create: () => pool.query({ text: CREATE_LOCK_TABLE }),
+    missing: (error) => codeOf(error) === UNDEFINED_TABLE,
+    raced: (error) => TABLE_RACE.has(codeOf(error)),
+  })
+  const onLockTable = (query: PgQuery): Promise<PgResult> => lockTable.run(() => run('lock', query))
 
   return {
     dialect: 'postgresql',
@@ -298,13 +255,8 @@ export function postgresDriver(pool: PgPoolLike | PgClientLike, options: Postgre
       })
     },
     async clearExpiredLocks(now) {
-      try {
-        const { rowCount } = await run('lock', { name: 'sessionkit_lock_clear', text: 'DELETE FROM sessionkit_lock WHERE expires_at < $1', values: [now] })
-        return rowCount ?? 0
-      } catch (error) {
-        if ((error as { code?: string }).code === UNDEFINED_TABLE) return 0 // no lock was ever taken
-        throw error
-      }
+      const clear = () => run('lock', { name: 'sessionkit_lock_clear', text: 'DELETE FROM sessionkit_lock WHERE expires_at < $1', values: [now] })
+      return (await lockTable.ifPresent(clear, null))?.rowCount ?? 0
     },
     migrate() {
       return migrate(pool, options.where)
@@ -336,19 +288,19 @@ async function migrate(pool: PgPoolLike | PgClientLike, where: string | undefine
       const [info] = (
         await q(
           'SELECT current_database() AS database, current_schema() AS current, ' +
-            `(SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass('"${TABLE}"')) AS schema`,
+            `(SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass('"${SESSION_TABLE}"')) AS schema`,
         )
       ).rows as { database: string; current: string | null; schema: string | null }[]
       const schema = info!.schema ?? info!.current
       const have = new Set<string>()
       if (info!.schema !== null) {
-        const { rows } = await q('SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = $2', [info!.schema, TABLE])
+        const { rows } = await q('SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = $2', [info!.schema, SESSION_TABLE])
         for (const row of rows) have.add(row.indexname as string)
       }
       const created: string[] = []
       if (info!.schema === null) {
         await q(CREATE_TABLE)
-        created.push(`table ${TABLE}`)
+        created.push(`table ${SESSION_TABLE}`)
       }
       for (const [name, ddl] of [
         [EXPIRE_INDEX, CREATE_EXPIRE_INDEX],

@@ -10,92 +10,45 @@
  * better-sqlite3 is synchronous: each call blocks the event loop for the time of one
  * indexed statement (microseconds), which is faster than any asynchronous round trip.
  */
-import { createRequire } from 'node:module'
 import type BetterSqlite3 from 'better-sqlite3'
 import { ImproperlyConfigured } from '../errors.js'
-import type { MigrateReport, SqlDriver } from '../engines/db.js'
+import { requirePeer } from '../peers.js'
+import { EXPIRE_INDEX, LOCK_TABLE, SESSION_TABLE, statementCounter, toDjangoDateTime, type MigrateReport, type SqlDriver, type SqlStats } from './sql.js'
 
 type DatabaseConstructor = typeof BetterSqlite3
 type Database = BetterSqlite3.Database
 
 /** Django's table, exactly as `sessions.0001_initial` creates it on SQLite. */
 export const CREATE_TABLE =
-  'CREATE TABLE "django_session" ("session_key" varchar(40) NOT NULL PRIMARY KEY, ' +
+  `CREATE TABLE "${SESSION_TABLE}" ("session_key" varchar(40) NOT NULL PRIMARY KEY, ` +
   '"session_data" text NOT NULL, "expire_date" datetime NOT NULL)'
 
 /** Django's index on `expire_date` (the name is Django's hash-suffixed one). */
-export const CREATE_INDEX = 'CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_date")'
+export const CREATE_INDEX = `CREATE INDEX "${EXPIRE_INDEX}" ON "${SESSION_TABLE}" ("expire_date")`
 
-const TABLE = 'django_session'
-const INDEX = 'django_session_expire_date_a5c62663'
-
-/**
- * sessionkit's lock table (`session.lock()`), not Django's: created by the first lock, never
- * by `migrate()` or at open, so that a database whose app never locks keeps Django's schema.
- */
+/** sessionkit's lock table (see `LOCK_TABLE`): created by the first lock, never by `migrate()` or at open. */
 export const CREATE_LOCK_TABLE =
-  'CREATE TABLE IF NOT EXISTS "sessionkit_lock" ("session_key" varchar(40) NOT NULL PRIMARY KEY, ' +
+  `CREATE TABLE IF NOT EXISTS "${LOCK_TABLE}" ("session_key" varchar(40) NOT NULL PRIMARY KEY, ` +
   '"token" varchar(64) NOT NULL, "expires_at" bigint NOT NULL)'
 
 const MISSING =
   'sessionkit: the db engine on SQLite needs better-sqlite3 12.x: npm install better-sqlite3@12'
 
-let cached: DatabaseConstructor | undefined
-
 /**
  * better-sqlite3's `Database` class, required synchronously (the registry opens SQLite
- * engines synchronously). Throws `ImproperlyConfigured` when the package is not installed.
- * `load` is for tests.
+ * engines synchronously). Throws `ImproperlyConfigured` when the package is not installed, or
+ * installed but not loadable. `load` is for tests.
  */
 export function loadBetterSqlite3(load?: (id: string) => unknown): DatabaseConstructor {
-  if (load === undefined && cached) return cached
-  try {
-    const Database = (load ?? createRequire(import.meta.url))('better-sqlite3') as DatabaseConstructor
-    if (load === undefined) cached = Database
-    return Database
-  } catch (error) {
-    const { code, message } = error as NodeJS.ErrnoException
-    // Only the package itself missing; a module missing *inside* it is a broken install.
-    if (code === 'MODULE_NOT_FOUND' && /Cannot find module 'better-sqlite3'/.test(message)) {
-      throw new ImproperlyConfigured(MISSING, { cause: error })
-    }
-    throw new ImproperlyConfigured(
-      `sessionkit: better-sqlite3 is installed but does not load (${firstLine(message)}); reinstall it for this Node.js: npm rebuild better-sqlite3`,
-      { cause: error },
-    )
-  }
+  return requirePeer('better-sqlite3', {
+    missing: MISSING,
+    broken: (reason) => `sessionkit: better-sqlite3 is installed but does not load (${reason}); reinstall it for this Node.js: npm rebuild better-sqlite3`,
+    load,
+  }) as DatabaseConstructor
 }
 
 function firstLine(message: string): string {
   return message.split('\n', 1)[0] ?? message
-}
-
-/**
- * `expire_date` as Django writes a `DateTimeField` on SQLite with `USE_TZ = True`:
- * `str()` of the naive UTC datetime, `YYYY-MM-DD HH:MM:SS.ffffff`, the fraction left out
- * when the microseconds are 0. SQLite compares these as text, and so does Django's query.
- */
-export function toDjangoDateTime(date: Date): string {
-  const year = date.getUTCFullYear()
-  // Python's datetime stops at year 9999; past it the text would no longer sort.
-  if (!(year >= 1 && year <= 9999)) throw new RangeError(`sessionkit: expire_date ${String(date)} is outside years 1 to 9999`)
-  const iso = date.toISOString() // 2030-01-02T03:04:05.678Z
-  const ms = date.getUTCMilliseconds()
-  return `${iso.slice(0, 10)} ${iso.slice(11, 19)}${ms === 0 ? '' : `.${String(ms).padStart(3, '0')}000`}`
-}
-
-/** Statements run, counted per kind; for tests and benchmarks. */
-export interface SqlStats {
-  /** Every statement the engine ran (schema checks excluded). */
-  statements: number
-  load: number
-  insert: number
-  update: number
-  delete: number
-  exists: number
-  clearExpired: number
-  /** Statements on the lock table (`session.lock()`): take, release, clear expired. */
-  lock: number
 }
 
 /** The SQLite driver; `database` is the better-sqlite3 handle, for tests and diagnostics. */
@@ -166,11 +119,7 @@ function sqliteDriver(db: Database, filename: string): SqliteDriver {
     'DELETE FROM django_session WHERE rowid IN (SELECT rowid FROM django_session WHERE expire_date < ? LIMIT ?)',
   )
 
-  const stats: SqlStats = { statements: 0, load: 0, insert: 0, update: 0, delete: 0, exists: 0, clearExpired: 0, lock: 0 }
-  const count = (kind: Exclude<keyof SqlStats, 'statements'>): void => {
-    stats.statements++
-    stats[kind]++
-  }
+  const { stats, count } = statementCounter()
 
   /** The lock statements, prepared once the table exists (made by the first lock). */
   let lockStmts:
@@ -267,21 +216,21 @@ function sqliteDriver(db: Database, filename: string): SqliteDriver {
 function ensureSchema(db: Database): string[] {
   const present = db.prepare<[string, string], string>('SELECT name FROM sqlite_master WHERE name IN (?, ?)').pluck()
   const missing = (): Set<string> => {
-    const have = new Set(present.all(TABLE, INDEX))
-    return new Set([TABLE, INDEX].filter((n) => !have.has(n)))
+    const have = new Set(present.all(SESSION_TABLE, EXPIRE_INDEX))
+    return new Set([SESSION_TABLE, EXPIRE_INDEX].filter((n) => !have.has(n)))
   }
   if (missing().size === 0) return []
   return db
     .transaction(() => {
       const todo = missing()
       const created: string[] = []
-      if (todo.has(TABLE)) {
+      if (todo.has(SESSION_TABLE)) {
         db.exec(CREATE_TABLE)
-        created.push(`table ${TABLE}`)
+        created.push(`table ${SESSION_TABLE}`)
       }
-      if (todo.has(INDEX)) {
+      if (todo.has(EXPIRE_INDEX)) {
         db.exec(CREATE_INDEX)
-        created.push(`index ${INDEX}`)
+        created.push(`index ${EXPIRE_INDEX}`)
       }
       return created
     })

@@ -20,13 +20,48 @@
  * A session lost to eviction or a cache restart is gone: for sessions that must survive
  * those, use `cached_db`.
  */
-import { CreateError, PickleError, UpdateError } from '../errors.js'
-import { resolveCache } from '../cache.js'
-import { reportSuspicious, storedExpiresAt } from '../codec.js'
-import { CACHE_KEY_PREFIX } from '../drivers/redis.js'
-import { djangoEntries, dumpSession, loadSession, makeKey, type DjangoEntries } from '../caches/django.js'
-import { EXPIRY_KEY, parsePythonIso } from '../session.js'
+import { CreateError, ImproperlyConfigured, PickleError, UpdateError } from '../errors.js'
+import { CACHE_KEY_PREFIX, type SessionCache } from '../caches/cache.js'
+import { memoryCache } from '../caches/memory.js'
+import { redisCacheFromUrl } from '../caches/redis.js'
+import { djangoEntries, dumpSession, loadSession, makeKey, type DjangoEntries, type StoredValue } from '../caches/django.js'
+import { storedExpiresAt } from '../codec.js'
+import { EXPIRY_KEY, fixedExpiry } from '../expiry.js'
+import { reportSuspicious } from '../suspicious.js'
 import type { Engine, EngineContext, LockOptions, SessionMap } from '../engine.js'
+import type { Settings } from '../settings.js'
+
+/** The cache an engine uses, and whether the engine made it (and so must close it). */
+export interface ResolvedCache {
+  cache: SessionCache
+  /** `true` when made from `redisUrl` or the in-process default; `false` for a cache from `settings.caches`. */
+  owned: boolean
+}
+
+/**
+ * The cache `settings.cacheAlias` names (Django: `caches[SESSION_CACHE_ALIAS]`):
+ * 1. `settings.caches[cacheAlias]` when present: the user's cache, which the engine never closes;
+ * 2. for the alias `'default'` only: a Redis cache on `settings.redisUrl` when set (ioredis,
+ *    an optional peer), else an in-process LRU ({@link memoryCache}), as Django's default
+ *    `LocMemCache` — per process, so wrong behind a load balancer or a Node cluster;
+ * 3. any other alias that is missing: `ImproperlyConfigured` (Django: `InvalidCacheBackendError`).
+ */
+export function resolveCache(settings: Readonly<Settings>): ResolvedCache {
+  const alias = settings.cacheAlias
+  const configured = Object.hasOwn(settings.caches, alias) ? settings.caches[alias] : undefined
+  if (configured) return { cache: configured, owned: false }
+  if (alias !== 'default') {
+    const known = Object.keys(settings.caches)
+    throw new ImproperlyConfigured(
+      `sessionkit: cacheAlias ${JSON.stringify(alias)} is not in caches` +
+        ` (configured: ${known.length ? known.map((k) => JSON.stringify(k)).join(', ') : 'none'})`,
+    )
+  }
+  if (settings.redisUrl !== null) {
+    return { cache: redisCacheFromUrl(settings.redisUrl, { logger: settings.logger }), owned: true }
+  }
+  return { cache: memoryCache({ now: settings.now }), owned: true }
+}
 
 /**
  * The engine over the cache `settings.cacheAlias` names (see `resolveCache`): one cache
@@ -125,24 +160,15 @@ export function cacheEngine({ settings, codec }: EngineContext): Engine | Promis
  * `backends.cache.SessionStore`, whose `save` is a `get` then a `set`; here an update is one
  * compare-and-set, so a session deleted meanwhile is never resurrected.
  */
-function djangoMethods({ store, format }: DjangoEntries, name: string, settings: EngineContext['settings']): Pick<Engine, 'load' | 'exists' | 'save' | 'delete' | 'versionData'> {
+function djangoMethods(entries: DjangoEntries, name: string, settings: EngineContext['settings']): Pick<Engine, 'load' | 'exists' | 'save' | 'delete' | 'versionData'> {
+  const { store, format } = entries
   const keyOf = (key: string): string => makeKey(format, CACHE_KEY_PREFIX + key)
   return {
     async load(key) {
       const entry = await store.get(keyOf(key))
       if (entry === null) return null
-      let data: SessionMap
-      try {
-        data = loadSession(format, entry.value)
-      } catch (error) {
-        if (!(error instanceof PickleError)) throw error
-        reportSuspicious(settings, { kind: 'corrupt', engine: name, detail: error.message.replace(/^sessionkit: /, '') })
-        data = new Map()
-      }
-      // The cache's TTL expires the entry; a fixed expiry date is also checked on the app's clock.
-      const expiry = data.get(EXPIRY_KEY)
-      if (typeof expiry === 'string' && parsePythonIso(expiry) <= settings.now()) return null
-      return { data, version: entry.version }
+      const data = djangoSessionOf(entries, entry.value, name, settings)
+      return data === null ? null : { data, version: entry.version }
     },
     exists(key) {
       return store.has(keyOf(key))
@@ -165,15 +191,37 @@ function djangoMethods({ store, format }: DjangoEntries, name: string, settings:
       // Memcached hands out no cas token on a write: the next save of this request reads it.
       return { key, version: store.versionOf(value) }
     },
-    versionData(version) {
-      try {
-        return loadSession(format, store.valueOf(version))
-      } catch {
-        return new Map() // it was unreadable when loaded (and reported then)
-      }
-    },
+    versionData: (version) => djangoVersionData(entries, version),
     delete(key) {
       return store.delete(keyOf(key))
     },
+  }
+}
+
+/**
+ * The session in a Django cache entry, as both cache engines read it (`cacheFormat: 'django'`):
+ * an entry sessionkit will not read (a `datetime`, a class instance) is an empty session and a
+ * reported `corrupt` event; one past its fixed expiry date by `settings.now` is `null` (the
+ * cache's TTL runs on its own clock, this check on the app's).
+ */
+export function djangoSessionOf({ format }: DjangoEntries, stored: StoredValue, name: string, settings: Pick<Settings, 'now' | 'logger' | 'onSuspicious'>): SessionMap | null {
+  let data: SessionMap
+  try {
+    data = loadSession(format, stored)
+  } catch (error) {
+    if (!(error instanceof PickleError)) throw error
+    reportSuspicious(settings, { kind: 'corrupt', engine: name, detail: error.message.replace(/^sessionkit: /, '') })
+    return new Map()
+  }
+  const expiry = fixedExpiry(data.get(EXPIRY_KEY))
+  return expiry !== null && expiry <= settings.now() ? null : data
+}
+
+/** The data a version of a Django entry stands for (the base of a merge); empty when unreadable (it was reported when loaded). */
+export function djangoVersionData({ store, format }: DjangoEntries, version: string): SessionMap {
+  try {
+    return loadSession(format, store.valueOf(version))
+  } catch {
+    return new Map()
   }
 }

@@ -1,6 +1,8 @@
 /**
  * The `cached_db` engine: sessions in Django's `django_session` table, with a cache in front
- * (write-through, read-through). Django: `django.contrib.sessions.backends.cached_db`.
+ * (write-through, read-through). Django: `django.contrib.sessions.backends.cached_db`, a
+ * subclass of the `db` backend; here, likewise, the engine works through the `db` engine's own
+ * `load`, `save`, `exists` and `delete`, and adds the cache around them.
  *
  * Django's order, kept:
  * - `load`: the cache first; on a miss (or a cache error) the database, then the cache is
@@ -24,31 +26,8 @@
  * against `settings.now` the same way, so an injected clock expires cached sessions too.
  *
  * **The database is the truth; the cache is an optimisation.** A cache that is down, slow
- * or full never fails a request the database can serve:
- * - a cache read that fails counts as a miss;
- * - a cache write that fails is logged, and the request goes on;
- * - the first failure starts an *outage*, logged once (`logger.error`). While it lasts the
- *   cache is left alone, so a dead cache does not add its timeout to every request: loads
- *   go to the database, writes are remembered (below). Every {@link CACHED_DB_RETRY_MS} a
- *   health check (a read, a write and a delete of a key no session can have) runs in the
- *   background, started by a request or a timer; when all three answer, the outage ends,
- *   logged once (`logger.warn`, "the cache answers again"). A cache that reads but refuses
- *   writes (a full Redis) stays down: no log line per request, no flapping.
- *
- * **Stale entries.** A write the cache missed leaves the previous value there: after a
- * logout (`flush`, `cycleKey`) a live copy of the session, or after a save an older one.
- * Django ignores this. Here:
- * - a failed `set` is followed by a `delete` (a full Redis refuses `SET` but accepts `DEL`);
- * - a key whose cache write or delete could not be made is remembered (a *tombstone*, at most
- *   {@link CachedDbTuning.maxStaleKeys}) and this process never reads it from the cache: it
- *   goes to the database, and the entry is deleted (or overwritten) as soon as the cache
- *   answers, by the next request or a retry timer, whichever comes first;
- * - past that many tombstones the engine stops reading the cache altogether until every
- *   entry that might be stale has expired (the longest TTL it has written, at least `cookieAge`).
- * Tombstones live in this process: another process sharing the cache can read a stale entry
- * between the cache's recovery and this process's repair (up to {@link CACHED_DB_RETRY_MS}
- * and the health check), and a restart during an outage forgets them (entries then live
- * until their TTL).
+ * or full never fails a request the database can serve, and an entry a failed write may have
+ * left stale is never read: `cache-guard.ts` says how (outages, health checks, tombstones).
  *
  * **Inherited from Django, documented:** a row deleted behind the engine's back (an admin,
  * `DELETE FROM django_session`, another app without this cache) keeps loading from the cache
@@ -58,14 +37,20 @@
  * with a session deleted between its database read and its cache write (a window of one
  * cache round trip).
  */
-import { CreateError, PickleError, UpdateError } from '../errors.js'
-import { resolveCache, type ResolvedCache, type SessionCache } from '../cache.js'
-import { redisCacheFromUrl } from '../drivers/redis.js'
-import { reportSuspicious, storedExpiresAt } from '../codec.js'
-import { djangoEntries, dumpSession, loadSession, makeKey, type DjangoEntries } from '../caches/django.js'
-import { EXPIRY_KEY, parsePythonIso } from '../session.js'
-import { isServerKey, type Engine, type EngineContext, type LoadedSession, type LockOptions, type SavedSession, type SaveOptions, type SessionMap } from '../engine.js'
-import { dbEngine, type DbEngine, type MigrateReport } from './db.js'
+import { UpdateError } from '../errors.js'
+import type { SessionCache } from '../caches/cache.js'
+import { redisCacheFromUrl } from '../caches/redis.js'
+import { djangoEntries, dumpSession, makeKey, type DjangoEntries, type StoredValue } from '../caches/django.js'
+import { storedExpiresAt } from '../codec.js'
+import { isServerKey } from '../keys.js'
+import type { Engine, EngineContext, LoadedSession, LockOptions, SavedSession, SaveOptions, SessionMap } from '../engine.js'
+import type { MigrateReport } from '../drivers/sql.js'
+import type { Settings } from '../settings.js'
+import { djangoSessionOf, djangoVersionData, resolveCache, type ResolvedCache } from './cache.js'
+import { cacheGuard, CACHED_DB_MAX_STALE_KEYS, CACHED_DB_RETRY_MS, type CacheGuard } from './cache-guard.js'
+import { dbEngine, type DbEngine } from './db.js'
+
+export { CACHED_DB_MAX_STALE_KEYS, CACHED_DB_RETRY_MS } from './cache-guard.js'
 
 /** Django's `KEY_PREFIX` of the cached_db backend. */
 export const CACHED_DB_KEY_PREFIX = 'django.contrib.sessions.cached_db'
@@ -77,11 +62,8 @@ export const CACHED_DB_KEY_PREFIX = 'django.contrib.sessions.cached_db'
  */
 const DJANGO_HIT = '\u0000django-cache:'
 
-/** How long the cache is left alone after a failure before the next health check, in ms of `settings.now`. */
-export const CACHED_DB_RETRY_MS = 1000
-
-/** The most keys remembered as possibly stale in the cache, by default. */
-export const CACHED_DB_MAX_STALE_KEYS = 100_000
+/** What a cache read found that the database need not be asked about: an entry past its expiry. */
+const EXPIRED = Symbol('expired')
 
 /** Knobs of {@link cachedDbOver}; the registry uses the defaults. */
 export interface CachedDbTuning {
@@ -95,7 +77,7 @@ export interface CachedDbTuning {
 export interface CachedDbEngine extends Engine {
   readonly db: DbEngine
   readonly cache: SessionCache
-  /** How many keys are remembered as possibly stale in the cache (see the module comment). */
+  /** How many keys are remembered as possibly stale in the cache (see `cache-guard.ts`). */
   readonly staleKeys: number
   /** Try now to delete the cache entries that may be stale; resolves when this attempt ends. */
   repairStale(): Promise<void>
@@ -103,7 +85,8 @@ export interface CachedDbEngine extends Engine {
   /** The database's `migrateReport()` (the CLI prints it). */
   migrateReport(): Promise<MigrateReport>
   /**
-   * The data and its version (the `session_data` text), or `null`. `fresh` reads the
+   * The data and its version (the `session_data` text; after a hit on Django's cache entry,
+   * that entry's version behind {@link DJANGO_HIT}), or `null`. `fresh` reads the
    * database, past the cache (and refills the cache from it): after a lost compare-and-set,
    * a stale cache entry cannot keep the save from converging.
    */
@@ -114,6 +97,11 @@ export interface CachedDbEngine extends Engine {
 
 function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown } | null)?.then === 'function'
+}
+
+/** The engine's name: `cached_db:<dialect>+<cache>`, e.g. `cached_db:sqlite+memory`, and `:django` in Django's cache format. */
+function nameOf(dialect: string, cache: SessionCache, settings: Pick<Settings, 'cacheFormat'>): string {
+  return `cached_db:${dialect}+${cache.name}${settings.cacheFormat === 'signed' ? '' : ':django'}`
 }
 
 /**
@@ -132,325 +120,114 @@ function resolveCachedDbCache(settings: EngineContext['settings']): ResolvedCach
 /**
  * The engine for `settings.databaseUrl` (any database the `db` engine supports) and the
  * cache `settings.cacheAlias` names (see `resolveCache`). Synchronous when the database opens
- * synchronously (SQLite). A database that cannot be opened fails the start-up; a cache made
- * from `redisUrl` that cannot be reached does not: it is logged, and sessions are served from
- * the database until it answers. `close()` closes the database and, if the engine made it,
- * the cache; a cache passed in `settings.caches` stays open.
+ * synchronously (SQLite). A database that cannot be opened fails the start-up (and a cache the
+ * engine made for it is closed); a cache made from `redisUrl` that cannot be reached does not:
+ * it is logged, and sessions are served from the database until it answers. `close()` closes
+ * the database and, if the engine made it, the cache; a cache passed in `settings.caches` stays open.
  */
 export function cachedDbEngine(context: EngineContext): CachedDbEngine | Promise<CachedDbEngine> {
-  const made: DbEngine | Promise<DbEngine> = dbEngine(context)
-  const withCache = (db: DbEngine): CachedDbEngine => {
-    let resolved: ResolvedCache
-    try {
-      resolved = resolveCachedDbCache(context.settings)
-    } catch (error) {
-      void Promise.resolve(db.close()).catch(() => undefined)
-      throw error
-    }
-    return cachedDbOver(db, resolved, context)
+  const resolved = resolveCachedDbCache(context.settings)
+  const dropCache = (error: unknown): never => {
+    if (resolved.owned) void resolved.cache.close().catch(() => undefined)
+    throw error
   }
-  return isPromise(made) ? made.then(withCache) : withCache(made)
+  let made: DbEngine | Promise<DbEngine>
+  try {
+    // A cache that cannot hold Django's entries (cacheFormat: 'django') stops the start-up before the database opens.
+    djangoEntries(resolved.cache, context.settings.cacheFormat)
+    // The db engine decodes under this engine's name: a corrupt row is reported as cached_db's.
+    made = dbEngine(context, (dialect) => nameOf(dialect, resolved.cache, context.settings))
+  } catch (error) {
+    return dropCache(error)
+  }
+  const over = (db: DbEngine): CachedDbEngine => cachedDbOver(db, resolved, context)
+  return isPromise(made) ? made.then(over, dropCache) : over(made)
 }
-
-const SKIPPED = Symbol('skipped')
-type Outcome<T> = T | typeof SKIPPED
 
 /**
  * The engine over a `db` engine and a cache you provide: `owned` says whether `close()`
  * closes the cache (the database is always closed). For tests and custom wiring.
+ *
+ * Each operation is the db engine's own, with the cache around it, in Django's order:
+ * - `load`: the cache (a hit is trusted, unless past its expiry by `settings.now`); else the
+ *   db engine's `load`, whose row then fills the cache until the row expires;
+ * - `save`: the db engine's `save` (its `CreateError`/`UpdateError`; a failed update also
+ *   drops the cache entry), then the cache;
+ * - `delete`: the db engine's, then the cache. `exists`: the cache, then the db engine's;
+ * - `clearExpired`, `lock`, `migrate`: the db engine's alone (locks live in the database, the truth).
+ *
+ * The entries are the `session_data` text, or with `cacheFormat: 'django'` Django's own (the
+ * pickled dict, see {@link DJANGO_HIT}); the guard (`cache-guard.ts`) is the same for both.
  */
-export function cachedDbOver(db: DbEngine, { cache, owned }: ResolvedCache, { settings, codec }: EngineContext, tuning: CachedDbTuning = {}): CachedDbEngine {
-  const retryMs = tuning.retryMs ?? CACHED_DB_RETRY_MS
-  const maxStaleKeys = tuning.maxStaleKeys ?? CACHED_DB_MAX_STALE_KEYS
-  const { driver } = db
-  const { logger } = settings
-  const django: DjangoEntries | null = djangoEntries(cache, settings.cacheFormat)
-  const name = `cached_db:${driver.dialect}+${cache.name}${django ? ':django' : ''}`
-  const cacheKey = (key: string): string => (django ? makeKey(django.format, CACHED_DB_KEY_PREFIX + key) : CACHED_DB_KEY_PREFIX + key)
-  /**
-   * The cache entry of a session in the chosen format: the `session_data` text (sessionkit's),
-   * or the pickled dict (Django's, `cacheFormat: 'django'`).
-   */
-  const entry = {
-    get: async (k: string): Promise<string | LoadedSession | null> => {
-      if (!django) return cache.get(k)
-      const found = await django.store.get(k)
-      if (found === null) return null
-      try {
-        return { data: loadSession(django.format, found.value), version: DJANGO_HIT + found.version }
-      } catch (error) {
-        if (!(error instanceof PickleError)) throw error
-        reportSuspicious(settings, { kind: 'corrupt', engine: name, detail: error.message.replace(/^sessionkit: /, '') })
-        return { data: new Map(), version: DJANGO_HIT }
-      }
-    },
-    set: (k: string, text: string, data: SessionMap | null, ttl: number): Promise<void> =>
-      django ? django.store.set(k, dumpSession(django.format, data ?? codec.decode(text, name)), ttl) : cache.set(k, text, ttl),
-    delete: (k: string): Promise<void> => (django ? django.store.delete(k) : cache.delete(k)),
-    has: (k: string): Promise<boolean> => (django ? django.store.has(k) : cache.has(k)),
-  }
-
-  // ---- outage: while `down`, the cache is left alone; a health check runs every retryMs
-  let down = false
-  let retryAt = 0
-  let checking: Promise<void> | null = null
-
-  // ---- keys whose cache entry may be stale, and the longest TTL written (for the overflow case)
-  const stale = new Set<string>()
-  let untrustedUntil = Number.NEGATIVE_INFINITY
-  let longestTtl = 0
-  let repairing: Promise<void> | null = null
-  let timer: NodeJS.Timeout | null = null
+export function cachedDbOver(db: DbEngine, { cache, owned }: ResolvedCache, context: EngineContext, tuning: CachedDbTuning = {}): CachedDbEngine {
+  const { settings } = context
+  const name = nameOf(db.driver.dialect, cache, settings)
+  const django = djangoEntries(cache, settings.cacheFormat)
+  const entries = django ? djangoCachedEntries(django, name, context, tuning) : signedCachedEntries(cache, name, context, tuning)
+  const { guard } = entries
   let closed = false
   let closing: Promise<void> | null = null
-
-  function reason(error: unknown, key: string | null): string {
-    const text = error instanceof Error ? error.message || error.name : String(error)
-    // A cache error may quote the key; logs never get one.
-    return key ? text.split(key).join('<session key>') : text
-  }
-
-  /** A cache operation failed: start an outage (logged once) or push the next health check back. */
-  function failed(error: unknown, what: string, key: string | null): void {
-    retryAt = settings.now() + retryMs
-    if (down || closed) return
-    down = true
-    logger.error(
-      `${name}: the cache failed to ${what} (${reason(error, key)}); ` +
-        'sessions are read from and written to the database alone until it answers again',
-    )
-    schedule()
-  }
-
-  /** Whether the cache may be used now; while down, starts the health check when it is due. */
-  function available(): boolean {
-    if (!down) return true
-    if (settings.now() >= retryAt) void check().catch(() => undefined) // the logger's own failure, if any
-    return false
-  }
-
-  /**
-   * The health check that ends an outage: a read, a write and a delete of a key no session
-   * can have (`.` is not a key character). All three must answer: a cache that reads but
-   * refuses writes (a full Redis) is still down. Then the stale entries are deleted.
-   */
-  function check(): Promise<void> {
-    if (checking) return checking
-    const run = async (): Promise<boolean> => {
-      const probe = django ? makeKey(django.format, `${CACHED_DB_KEY_PREFIX}.health`) : `${CACHED_DB_KEY_PREFIX}.health`
-      try {
-        await entry.has(probe)
-        await (django ? django.store.set(probe, { bytes: Buffer.from('1'), flags: 0 }, 60) : cache.set(probe, '1', 60))
-        await entry.delete(probe)
-        return true
-      } catch {
-        retryAt = settings.now() + retryMs
-        return false
-      }
-    }
-    // Reset in a reaction, never synchronously: `checking` must not outlive the check.
-    checking = run()
-      .then(async (healthy) => {
-        if (!healthy || !down || closed) return
-        down = false
-        logger.warn(
-          `${name}: the cache answers again` +
-            (stale.size ? `; deleting ${stale.size} entr${stale.size === 1 ? 'y' : 'ies'} that may be stale` : ''),
-        )
-        await repair()
-      })
-      .finally(() => {
-        checking = null
-      })
-    return checking
-  }
-
-  /** Run `op` on the cache unless it is down; a failure is logged once per outage. `SKIPPED` when it did not happen. */
-  async function attempt<T>(what: string, key: string | null, op: () => Promise<T>): Promise<Outcome<T>> {
-    if (!available()) return SKIPPED
-    try {
-      return await op()
-    } catch (error) {
-      failed(error, what, key)
-      return SKIPPED
-    }
-  }
-
-  function markStale(key: string): void {
-    if (stale.has(key)) return
-    if (stale.size >= maxStaleKeys) {
-      const until = settings.now() + Math.max(settings.cookieAge, longestTtl) * 1000
-      if (untrustedUntil < settings.now()) {
-        logger.error(
-          `${name}: more than ${maxStaleKeys} cache entries may be stale; the cache is not read until ` +
-            `${new Date(until).toISOString()} (the database serves every load)`,
-        )
-      }
-      untrustedUntil = Math.max(untrustedUntil, until)
-      return
-    }
-    stale.add(key)
-    schedule()
-  }
-
-  /** While down or holding stale keys: retry every retryMs, without waiting for traffic. */
-  function schedule(): void {
-    if (timer !== null || closed || (!down && stale.size === 0)) return
-    timer = setTimeout(() => {
-      timer = null
-      const work = down ? (settings.now() >= retryAt ? check() : Promise.resolve()) : repair()
-      void work.catch(() => undefined).then(schedule)
-    }, retryMs)
-    timer.unref()
-  }
-
-  function repair(): Promise<void> {
-    if (repairing) return repairing
-    const run = async (): Promise<void> => {
-      for (const key of [...stale]) {
-        if (closed) return
-        if (!stale.has(key)) continue
-        if ((await attempt('delete', key, () => entry.delete(cacheKey(key)))) === SKIPPED) return
-        stale.delete(key)
-      }
-    }
-    // Reset in a reaction, never synchronously (an empty run finishes at once).
-    repairing = run().finally(() => {
-      repairing = null
-    })
-    return repairing
-  }
-
-  /** Whether this process may read `key` from the cache (not stale, not in an overflow). */
-  function trusted(key: string): boolean {
-    return !stale.has(key) && settings.now() >= untrustedUntil
-  }
-
-  /** Put `value` in the cache; when that fails, make sure no older value stays there. */
-  async function cacheWrite(key: string, value: string, data: SessionMap | null, ttl: number): Promise<void> {
-    if (ttl > longestTtl) longestTtl = ttl
-    if (!available()) return markStale(key)
-    try {
-      await entry.set(cacheKey(key), value, data, ttl)
-      stale.delete(key)
-      return
-    } catch (error) {
-      failed(error, 'write', key)
-    }
-    // A full Redis refuses SET but accepts DEL: delete the older value, whatever the state.
-    try {
-      await entry.delete(cacheKey(key))
-      stale.delete(key)
-    } catch {
-      markStale(key)
-    }
-  }
-
-  async function cacheDelete(key: string): Promise<void> {
-    const done = await attempt('delete', key, () => entry.delete(cacheKey(key)))
-    if (done === SKIPPED) markStale(key)
-    else stale.delete(key)
-  }
-
-  /**
-   * When the session in `stored` expires by `settings.now`'s clock, in ms, or `NaN` when
-   * unknown: the signing time inside the stored string (`payload:timestamp:signature`) plus
-   * the session's expiry, as `getExpiryDate()` computed `expire_date` at the same save.
-   */
-  function expiresAt(stored: string, data: SessionMap): number {
-    return storedExpiresAt(stored, data, settings.cookieAge)
-  }
-
 
   const engine: CachedDbEngine = {
     name,
     db,
     cache,
     get staleKeys() {
-      return stale.size
+      return guard.staleKeys
     },
-    async repairStale() {
-      if (down) await (settings.now() >= retryAt ? check() : checking)
-      if (!down) await repair()
-    },
+    repairStale: () => guard.repairStale(),
 
     async load(key, options) {
       // Never looked up: Django's test_load_overlong_key (memcached refuses long keys).
       if (!isServerKey(key)) return null
-      if (!options?.fresh && trusted(key)) {
-        const hit = await attempt('read', key, () => entry.get(cacheKey(key)))
-        if (hit !== SKIPPED && hit !== null && typeof hit !== 'string') {
-          // Django's entry: no signing time and no database version. A fixed expiry date is
-          // checked on the app's clock; a save of it first reads the row (see DJANGO_HIT).
-          const expiry = hit.data.get(EXPIRY_KEY)
-          if (typeof expiry === 'string' && parsePythonIso(expiry) <= settings.now()) return null
-          if (hit.data.size > 0) return hit
-        } else if (hit !== SKIPPED && hit !== null) {
-          const data = codec.decode(hit, name)
-          // The cache's own TTL runs on its clock (Redis: whole seconds); this check on the app's.
-          if (expiresAt(hit, data) <= settings.now()) return null
-          // Nothing readable (tampered, or written by something else; the codec has logged it):
-          // the database decides, and its row replaces the entry.
-          if (data.size > 0) return { data, version: hit }
-        }
-      }
-      const stored = await driver.load(key, new Date(settings.now()))
-      if (stored === null) {
-        if (stale.has(key)) await cacheDelete(key)
+      const hit = options?.fresh ? null : await entries.read(key)
+      if (hit === EXPIRED) return null
+      if (hit !== null) return hit
+      const row = await db.load(key)
+      if (row === null) {
+        await guard.settle(key)
         return null
       }
-      const data = codec.decode(stored, name)
       // TTL = seconds until the row expires (Django: get_expiry_age(expiry=s.expire_date)).
-      const ttl = Math.floor((expiresAt(stored, data) - settings.now()) / 1000)
-      if (ttl > 0) await cacheWrite(key, stored, data, ttl)
-      else if (stale.has(key)) await cacheDelete(key)
-      return { data, version: stored }
+      const ttl = Math.floor((storedExpiresAt(row.version, row.data, settings.cookieAge) - settings.now()) / 1000)
+      if (ttl > 0) await entries.write(key, row.data, row.version, ttl)
+      else await guard.settle(key)
+      return row
     },
 
     async exists(key) {
-      if (isServerKey(key) && trusted(key)) {
-        const hit = await attempt('read', key, () => entry.has(cacheKey(key)))
-        if (hit === true) return true
-      }
-      return driver.exists(key)
+      if (isServerKey(key) && (await guard.has(key))) return true
+      return db.exists(key)
     },
 
-    async save(key, data, { mustCreate, expireDate, expiryAge, expected }) {
+    async save(key, data, options) {
       // Loaded from Django's cache entry: no database version to compare with. Lose the
       // compare-and-set at once, so that the session reads the row and merges (one read more).
-      if (!mustCreate && expected?.startsWith(DJANGO_HIT)) throw new UpdateError()
-      const encoded = codec.encode(data)
-      if (mustCreate) {
-        if (!(await driver.insert(key, encoded, expireDate))) throw new CreateError()
-      } else if (!(await driver.update(key, encoded, expireDate, expected))) {
+      if (!options.mustCreate && options.expected?.startsWith(DJANGO_HIT)) throw new UpdateError()
+      let saved: SavedSession & { version: string }
+      try {
+        saved = await db.save(key, data, options)
+      } catch (error) {
         // Deleted behind our back, or changed since this request read it (possibly from a
         // stale cache entry): the entry must not keep the old state alive.
-        await cacheDelete(key)
-        throw new UpdateError()
+        if (error instanceof UpdateError) await guard.delete(key)
+        throw error
       }
       // A TTL ≤ 0 deletes the entry (SessionCache contract).
-      await cacheWrite(key, encoded, data, expiryAge)
-      return { key, version: encoded }
+      await entries.write(key, data, saved.version, options.expiryAge)
+      return saved
     },
 
     async delete(key) {
-      await driver.delete(key)
-      await cacheDelete(key)
+      await db.delete(key)
+      await guard.delete(key)
     },
 
     clearExpired(onProgress) {
       return db.clearExpired(onProgress)
     },
 
-    versionData(version) {
-      if (!version.startsWith(DJANGO_HIT)) return codec.decode(version, name)
-      if (!django || version === DJANGO_HIT) return new Map()
-      try {
-        return loadSession(django.format, django.store.valueOf(version.slice(DJANGO_HIT.length)))
-      } catch {
-        return new Map()
-      }
-    },
+    ...(entries.versionData ? { versionData: entries.versionData } : {}),
 
     // Session locks live in the database (the truth), never in the cache.
     ...(db.lock ? { lock: (key: string, options: LockOptions) => db.lock!(key, options) } : {}),
@@ -466,8 +243,7 @@ export function cachedDbOver(db: DbEngine, { cache, owned }: ResolvedCache, { se
     close() {
       closing ??= (async () => {
         closed = true
-        if (timer !== null) clearTimeout(timer)
-        timer = null
+        guard.stop()
         const results = await Promise.allSettled([db.close(), owned ? cache.close() : undefined])
         const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
         if (failed) throw failed.reason
@@ -479,8 +255,80 @@ export function cachedDbOver(db: DbEngine, { cache, owned }: ResolvedCache, { se
   if (owned && cache.ready) {
     // A cache made here from redisUrl: unreachable at start-up is an outage, not a failure.
     cache.ready().catch((error: unknown) => {
-      if (!closed) failed(error, 'connect', null)
+      if (!closed) guard.failed(error, 'connect')
     })
   }
   return engine
+}
+
+/**
+ * cached_db's cache entries in one format, over the guard: what a hit loads as, and what is
+ * written after a database load or save. `guard` serves the operations that do not depend on
+ * the format (`has`, `delete`, `settle`, the outage and the repairs).
+ */
+interface CachedEntries {
+  readonly guard: CacheGuard<unknown, never>
+  /**
+   * The session a trusted cache entry holds; `null` to ask the database (a miss, a cache that is
+   * down, an entry with nothing readable, which the row then replaces); {@link EXPIRED} when the
+   * entry is past its expiry by `settings.now` (the cache's own TTL runs on its clock).
+   */
+  read(key: string): Promise<LoadedSession | typeof EXPIRED | null>
+  /** Cache the session the database holds (`version`, its `session_data`) for `ttl` seconds (≤ 0 deletes the entry). */
+  write(key: string, data: SessionMap, version: string, ttl: number): Promise<void>
+  /** `Engine.versionData`, when versions are not all `session_data`. */
+  readonly versionData?: (version: string) => SessionMap
+}
+
+/** sessionkit's own entries: the `session_data` text, signed, under `CACHED_DB_KEY_PREFIX<key>`. */
+function signedCachedEntries(cache: SessionCache, name: string, { settings, codec }: EngineContext, tuning: CachedDbTuning): CachedEntries {
+  const guard = cacheGuard({ store: cache, keyOf: (key) => CACHED_DB_KEY_PREFIX + key, probe: '1', name, settings, ...tuning })
+  return {
+    guard,
+    async read(key) {
+      const hit = await guard.get(key)
+      if (hit === null) return null
+      const data = codec.decode(hit, name)
+      // When the row expires, as `expire_date` was computed at the same save.
+      if (storedExpiresAt(hit, data, settings.cookieAge) <= settings.now()) return EXPIRED
+      // Nothing readable (tampered, or written by something else; the codec has logged it).
+      return data.size > 0 ? { data, version: hit } : null
+    },
+    write: (key, _data, version, ttl) => guard.set(key, version, ttl),
+  }
+}
+
+/**
+ * Django's entries (`cacheFormat: 'django'`): the session dict as the backend pickles it, under
+ * `make_key(CACHED_DB_KEY_PREFIX<key>)`. A hit has no signing time and no database version:
+ * its fixed expiry date is checked on the app's clock, and its version is {@link DJANGO_HIT}.
+ */
+function djangoCachedEntries(django: DjangoEntries, name: string, { settings, codec }: EngineContext, tuning: CachedDbTuning): CachedEntries {
+  const { store, format } = django
+  const probe: StoredValue = { bytes: Buffer.from('1'), flags: 0 }
+  const guard = cacheGuard({ store, keyOf: (key) => makeKey(format, CACHED_DB_KEY_PREFIX + key), probe, name, settings, ...tuning })
+  return {
+    guard,
+    async read(key) {
+      const hit = await guard.get(key)
+      if (hit === null) return null
+      const data = djangoSessionOf(django, hit.value, name, settings)
+      if (data === null) return EXPIRED
+      return data.size > 0 ? { data, version: DJANGO_HIT + hit.version } : null
+    },
+    write(key, data, version, ttl) {
+      let value: StoredValue
+      try {
+        value = dumpSession(format, data)
+      } catch (error) {
+        if (!(error instanceof TypeError)) throw error
+        // The serializer took what pickle will not (a class instance): cache what the row holds.
+        value = dumpSession(format, codec.decode(version, name))
+      }
+      return guard.set(key, value, ttl)
+    },
+    versionData(version) {
+      return version.startsWith(DJANGO_HIT) ? djangoVersionData(django, version.slice(DJANGO_HIT.length)) : codec.decode(version, name)
+    },
+  }
 }

@@ -36,64 +36,20 @@ import { CreateError, ImproperlyConfigured, SessionError, StoreUnavailable, Upda
 import { openSqlite } from '../drivers/sqlite.js'
 import { openPostgres } from '../drivers/postgres.js'
 import { openMysql } from '../drivers/mysql.js'
-import { redactUrl } from '../settings.js'
-import type { Engine, EngineContext, LockOptions, ReleaseLock } from '../engine.js'
+import { redactUrl, urlScrubber } from '../redact.js'
+import type { Engine, EngineContext, LoadedSession, LockOptions, ReleaseLock, SavedSession, SaveOptions, SessionMap } from '../engine.js'
+import type { MigrateReport, SqlDriver } from '../drivers/sql.js'
 import { checkLockOptions, lockToken, pollLock } from '../lock.js'
 
-/** What `migrate()` did: the objects it created (none when all were there) and where. */
-export interface MigrateReport {
-  /** E.g. `['table django_session', 'index django_session_expire_date_a5c62663']`; empty when nothing was missing. */
-  created: string[]
-  /** The database, for messages: a file path, `:memory:`, or a URL with its password redacted. */
-  where: string
-}
-
-/**
- * What the `db` engine needs from a database: one method per statement it runs. A driver
- * for another database (PostgreSQL, MySQL) implements this and plugs into {@link sqlEngine}.
- * Synchronous drivers (SQLite) may answer without a promise.
- */
-export interface SqlDriver {
-  readonly dialect: 'sqlite' | 'postgresql' | 'mysql'
-  /** `session_data` of the row under `key` whose `expire_date` is after `now`, or `null`. One query. */
-  load(key: string, now: Date): string | null | Promise<string | null>
-  /** INSERT the row; `false` (not an error) when the key is taken. One statement. */
-  insert(key: string, data: string, expireDate: Date): boolean | Promise<boolean>
-  /**
-   * UPDATE the row; `false` when no row has that key or, with `expected`, when its
-   * `session_data` is no longer `expected` (compare-and-set in the same statement). One statement.
-   */
-  update(key: string, data: string, expireDate: Date, expected?: string | null): boolean | Promise<boolean>
-  /** DELETE the row, if any. One statement. */
-  delete(key: string): void | Promise<void>
-  /** Whether a row has that key, expired or not (Django's `exists`). One query. */
-  exists(key: string): boolean | Promise<boolean>
-  /** Delete at most `limit` rows whose `expire_date` is before `now`; how many went. One statement. */
-  clearExpiredBatch(now: Date, limit: number): number | Promise<number>
-  /**
-   * Session locks (optional; the `db` engine supports `session.lock()` only with them), in
-   * the table `sessionkit_lock (session_key varchar(40) PRIMARY KEY, token varchar(64) NOT
-   * NULL, expires_at bigint NOT NULL)` — not a Django table; `expires_at` is milliseconds
-   * since the epoch. The driver creates the table when it is first needed (`CREATE TABLE IF
-   * NOT EXISTS`), so a database whose app never locks keeps exactly Django's schema.
-   *
-   * `acquireLock`: take the lock of `key` for `token` until `expiresAt` if no row has it, or
-   * if its row expired before `now` (taken over); `true` when taken. At most two statements.
-   */
-  acquireLock?(key: string, token: string, expiresAt: number, now: number): boolean | Promise<boolean>
-  /** `DELETE FROM sessionkit_lock WHERE session_key = ? AND token = ?`. One statement. */
-  releaseLock?(key: string, token: string): void | Promise<void>
-  /** Delete the lock rows that expired before `now`; none (no statement) when the table was never made. */
-  clearExpiredLocks?(now: number): number | Promise<number>
-  /** Create the table and index if missing; idempotent. */
-  migrate(): MigrateReport | Promise<MigrateReport>
-  /** Release the connection; idempotent. */
-  close(): void | Promise<void>
-}
+export type { MigrateReport, SqlDriver } from '../drivers/sql.js'
 
 /** The `db` engine, with its driver in view (tests count its statements). */
 export interface DbEngine extends Engine {
   readonly driver: SqlDriver
+  /** The data and its version (the `session_data` text), or `null`. */
+  load(key: string): Promise<LoadedSession | null>
+  /** Compare-and-set with `expected`; the new version is the `session_data` written. */
+  save(key: string, data: SessionMap, options: SaveOptions): Promise<SavedSession & { version: string }>
   migrate(): Promise<void>
   /** `migrate()`, saying what it created (the CLI prints it). On SQLite this includes what the engine created as it opened. */
   migrateReport(): Promise<MigrateReport>
@@ -165,29 +121,37 @@ function resolvePath(cwd: string, file: string): string {
 
 const DIALECT_NAMES = { postgresql: 'PostgreSQL', mysql: 'MySQL' } as const
 
+/** The `db` engine's name on `dialect`: `db:sqlite`, `db:postgresql`, `db:mysql`. */
+function dbName(dialect: SqlDriver['dialect']): string {
+  return `db:${dialect}`
+}
+
 /**
  * The `db` engine for `settings.databaseUrl`. Opens synchronously on SQLite (and creates
  * `django_session` if missing); asynchronously on PostgreSQL and MySQL, after one query
  * that proves the connection. A missing driver package throws `ImproperlyConfigured` at
- * once. Django: `django.contrib.sessions.backends.db.SessionStore`.
+ * once. `nameOf` names the engine for its dialect (default `db:<dialect>`): an engine built
+ * over this one (`cached_db`, as Django's subclass) reports what it decodes under its own name.
+ * Django: `django.contrib.sessions.backends.db.SessionStore`.
  */
-export function dbEngine(context: EngineContext): DbEngine | Promise<DbEngine> {
+export function dbEngine(context: EngineContext, nameOf: (dialect: SqlDriver['dialect']) => string = dbName): DbEngine | Promise<DbEngine> {
   const target = parseDatabaseUrl(context.settings.databaseUrl)
-  if (target.dialect === 'sqlite') return sqlEngine(openSqlite(target.filename), context)
+  if (target.dialect === 'sqlite') return sqlEngine(openSqlite(target.filename), context, nameOf('sqlite'))
   const { url } = target
   const { logger } = context.settings
+  const scrub = urlScrubber(url)
   const opening: Promise<SqlDriver> =
     target.dialect === 'postgresql'
       ? openPostgres(url, {
-          onIdleError: (error) => logger.error(`an idle PostgreSQL connection to ${redactUrl(url)} failed: ${scrub(firstLineOf(error), url)}`),
+          onIdleError: (error) => logger.error(`an idle PostgreSQL connection to ${redactUrl(url)} failed: ${scrub(firstLineOf(error))}`),
         })
       : openMysql(url)
   return opening.then(
-    (driver) => sqlEngine(driver, context),
+    (driver) => sqlEngine(driver, context, nameOf(driver.dialect)),
     (error: unknown) => {
       if (error instanceof SessionError) throw error
       throw new StoreUnavailable(
-        `sessionkit: cannot connect to ${/^mariadb:/i.test(url) ? 'MariaDB' : DIALECT_NAMES[target.dialect]} at ${redactUrl(url)}: ${scrub(firstLineOf(error), url)}`,
+        `sessionkit: cannot connect to ${/^mariadb:/i.test(url) ? 'MariaDB' : DIALECT_NAMES[target.dialect]} at ${redactUrl(url)}: ${scrub(firstLineOf(error))}`,
         { cause: error },
       )
     },
@@ -200,26 +164,6 @@ function firstLineOf(error: unknown): string {
   const first = error instanceof AggregateError ? (error.errors[0] as unknown) : undefined
   const message = error.message || (first instanceof Error ? first.message : '') || (error as { code?: string }).code || error.name
   return message.split('\n', 1)[0]!.trim()
-}
-
-/** `message` with the URL's password, as written and decoded, replaced by `***`. */
-function scrub(message: string, url: string): string {
-  let out = message.split(url).join(redactUrl(url))
-  try {
-    const { password } = new URL(url)
-    for (const secret of [password, safeDecode(password)]) if (secret) out = out.split(secret).join('***')
-  } catch {
-    // not a parseable URL: redactUrl has done what can be done
-  }
-  return out
-}
-
-function safeDecode(text: string): string {
-  try {
-    return decodeURIComponent(text)
-  } catch {
-    return text
-  }
 }
 
 /**
@@ -237,10 +181,9 @@ function safeDecode(text: string): string {
  * - `lock` (when the driver has `acquireLock`): a row in `sessionkit_lock`, polled with a
  *   jittered backoff until `waitMs`; `clearExpired` also deletes expired lock rows.
  *
- * Other database errors propagate (the middleware answers 503).
+ * Other database errors propagate (the middleware answers 503). `name` defaults to `db:<dialect>`.
  */
-export function sqlEngine(driver: SqlDriver, { settings, codec }: EngineContext): DbEngine {
-  const name = `db:${driver.dialect}`
+export function sqlEngine(driver: SqlDriver, { settings, codec }: EngineContext, name = dbName(driver.dialect)): DbEngine {
   const { acquireLock, releaseLock } = driver
   const lock =
     acquireLock && releaseLock

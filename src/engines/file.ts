@@ -22,9 +22,10 @@ import { accessSync, constants, statSync, type Stats } from 'node:fs'
 import { lstat, open, opendir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { CreateError, ImproperlyConfigured, InvalidSessionKey, SessionError, StoreUnavailable, UpdateError } from '../errors.js'
-import { isServerKey, type Engine, type EngineContext, type SessionMap } from '../engine.js'
+import type { Engine, EngineContext, SessionMap } from '../engine.js'
+import { EXPIRY_KEY, expiresAt } from '../expiry.js'
+import { isServerKey } from '../keys.js'
 import { checkLockOptions, lockToken, pollLock } from '../lock.js'
-import { EXPIRY_KEY, parsePythonIso } from '../session.js'
 
 /** Session files (and their temporary files) are readable by the owner only, as Django's `mkstemp` makes them. */
 const FILE_MODE = 0o600
@@ -80,24 +81,14 @@ export function fileEngine({ settings, codec }: EngineContext): Engine {
   const fileOf = (key: string): string => path.join(dir, prefix + key)
 
   /**
-   * When the session expires, in ms: an ISO `_session_expiry` date, else the last
-   * modification plus `_session_expiry` seconds (non-zero) or `cookieAge`.
-   * Django: `_expiry_date()`, which ignores integer expiries.
+   * Django: `get_expiry_age(expiry=…) <= 0`, the age being whole seconds, floored; counted from
+   * the file's last modification (Django's `_expiry_date()`, which ignores integer expiries: here
+   * a `setExpiry(N)` expires on the server too). We set mtimes in whole milliseconds; rounding
+   * undoes the float error of `mtimeMs`.
    */
-  function expiresAt(data: SessionMap, stats: Stats): number {
-    const expiry = data.get(EXPIRY_KEY)
-    if (typeof expiry === 'string') {
-      const at = parsePythonIso(expiry)
-      if (!Number.isNaN(at)) return at
-    }
-    const seconds = typeof expiry === 'number' && Number.isFinite(expiry) && expiry !== 0 ? expiry : cookieAge
-    // We set mtimes in whole milliseconds; rounding undoes the float error of `mtimeMs`.
-    return Math.round(stats.mtimeMs) + seconds * 1000
-  }
-
-  /** Django: `get_expiry_age(expiry=…) <= 0`, the age being whole seconds, floored. */
   function expired(stored: Stored): boolean {
-    return Math.floor((expiresAt(stored.data, stored.stats) - settings.now()) / 1000) <= 0
+    const at = expiresAt(stored.data.get(EXPIRY_KEY), Math.round(stored.stats.mtimeMs), cookieAge)
+    return Math.floor((at - settings.now()) / 1000) <= 0
   }
 
   /** Per session file: the tail of this process's queue for its lock. */

@@ -14,8 +14,9 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto'
 import { BadPayload, BadSignature, SessionTooLarge, SignatureExpired } from '../errors.js'
 import { TimestampSigner, b62Decode, b62Encode, b64Decode, b64Encode, type Timestamped } from '../signing.js'
-import { MAX_SESSION_DATA_BYTES, reportSuspicious, toSessionMap } from '../codec.js'
-import { parsePythonIso, EXPIRY_KEY } from '../session.js'
+import { MAX_SESSION_DATA_BYTES, toSessionMap } from '../codec.js'
+import { EXPIRY_KEY, expiresAt, fixedExpiry } from '../expiry.js'
+import { reportSuspicious } from '../suspicious.js'
 import type { Engine, EngineContext, SessionMap } from '../engine.js'
 import type { Settings } from '../settings.js'
 
@@ -133,15 +134,16 @@ export function signedCookiesEngine({ settings }: EngineContext): Engine {
   const name = encrypted ? 'signed_cookies:encrypted' : 'signed_cookies'
   const limit = COOKIE_SIZE_LIMIT - cookieName.length - 1
 
+  /**
+   * Whether the cookie signed at `signedAt` (seconds) has expired by `settings.now`. A relative
+   * expiry (or `cookieAge`, which the signer checks first) passes at its last instant, as the
+   * signer's `maxAge` does; a fixed date does not, as Django's `expire_date > now`.
+   */
   function expired(data: SessionMap, signedAt: number): boolean {
     const expiry = data.get(EXPIRY_KEY)
+    const at = expiresAt(expiry, signedAt * 1000, cookieAge)
     const now = settings.now()
-    if (typeof expiry === 'number' && expiry !== 0) return now - signedAt * 1000 > expiry * 1000
-    if (typeof expiry === 'string') {
-      const at = parsePythonIso(expiry)
-      return !Number.isNaN(at) && at <= now
-    }
-    return false
+    return fixedExpiry(expiry) === null ? at < now : at <= now
   }
 
   /** The data in an encrypted cookie; the errors of `unsignObjectWithTimestamp`. */

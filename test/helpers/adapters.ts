@@ -14,15 +14,20 @@ import Fastify from 'fastify'
 import Koa from 'koa'
 import { Hono } from 'hono'
 import { serve } from '@hono/node-server'
-import type { Session } from 'sessionkit'
-import type { MakeServer } from 'sessionkit/testing'
+import type { Session, Settings } from 'sessionkit'
+import { addTestLayer, capturingLogger, manualClock, type MakeServer } from 'sessionkit/testing'
 import { withSessions } from 'sessionkit/node'
 import { sessions as expressSessions } from 'sessionkit/express'
 import { sessionPlugin } from 'sessionkit/fastify'
 import { sessions as koaSessions, type SessionContext } from 'sessionkit/koa'
 import { sessions as honoSessions, type SessionEnv } from 'sessionkit/hono'
-import { withSession } from 'sessionkit/fetch'
+import { withSessions as withFetchSessions } from 'sessionkit/fetch'
 import { listen } from './http.ts'
+
+/** Settings for a framework's own tests: signed cookies, a manual clock, a capturing logger. */
+export function adapterSettings(extra: Partial<Settings> = {}): Partial<Settings> {
+  return { secretKey: 'adapters-test-secret-0123456789abcdefghijklmnop', engine: 'signed_cookies', now: manualClock(), logger: capturingLogger(), ...extra }
+}
 
 /** The three chunks of `/stream`. */
 export const CHUNKS = ['one\n', 'two\n', 'three\n'] as const
@@ -59,6 +64,12 @@ function setAll(session: Session, params: URLSearchParams): void {
 
 function statusOf(params: URLSearchParams): number {
   return Number(params.get('code') ?? 200)
+}
+
+/** `/layer?code=N[&fail=1]`: the suite's test layer on this request's session. */
+function layer(session: Session, params: URLSearchParams): number {
+  addTestLayer(session, { fail: params.get('fail') === '1' })
+  return statusOf(params)
 }
 
 /** Close a node:http server's keep-alive connections too. */
@@ -122,6 +133,8 @@ export const makeNodeServer: MakeServer = async (settings) => {
         session.set('hello', 'world')
         res.writeHead(302, { Location: '/get?k=hello' })
         return void res.end()
+      case '/layer':
+        return text('ok', layer(session, params))
       default:
         return text('not found', 404)
     }
@@ -191,6 +204,9 @@ export const makeExpressServer: MakeServer = async (settings) => {
     req.session.set('hello', 'world')
     res.redirect(302, '/get?k=hello')
   })
+  app.get('/layer', (req, res) => {
+    res.status(layer(req.session, query(req.originalUrl))).type('text').send('ok')
+  })
   // As Express's own final handler: the error's status (sessionkit's 503) or 500, without the stack trace on stderr.
   const onError: ErrorRequestHandler = (error: { status?: unknown }, _req, res, _next) => {
     res.status(typeof error.status === 'number' ? error.status : 500).type('text').send('error')
@@ -255,6 +271,7 @@ export const makeFastifyServer: MakeServer = async (settings) => {
     request.session.set('hello', 'world')
     return reply.redirect('/get?k=hello', 302)
   })
+  app.get('/layer', async (request, reply) => reply.code(layer(request.session, q(request.url))).type('text/plain').send('ok'))
   await app.listen({ host: '127.0.0.1', port: 0 })
   const { port } = app.server.address() as AddressInfo
   return { url: `http://127.0.0.1:${port}`, close: () => app.close() }
@@ -324,6 +341,10 @@ export const makeKoaServer: MakeServer = async (settings) => {
         session.set('hello', 'world')
         ctx.redirect('/get?k=hello')
         return
+      case '/layer':
+        ctx.status = layer(session, params)
+        ctx.body = 'ok'
+        return
     }
   })
   const running = await listen(app.callback())
@@ -387,6 +408,7 @@ export const makeHonoServer: MakeServer = async (settings) => {
     // A Response with immutable headers, on purpose: the adapter must copy it.
     return Response.redirect(new URL('/get?k=hello', c.req.url), 302)
   })
+  app.get('/layer', (c) => c.text('ok', layer(c.get('session'), new URL(c.req.url).searchParams) as 200))
   app.onError((_error, c) => c.text('Internal Server Error', 500))
   const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0, overrideGlobalObjects: false }) as Server
   if (!server.listening) await once(server, 'listening')
@@ -430,11 +452,11 @@ export function fetchListener(handler: (request: Request) => Promise<Response>):
   }
 }
 
-/** `withSession` from `sessionkit/fetch`, behind {@link fetchListener}. */
+/** `withSessions` from `sessionkit/fetch`, behind {@link fetchListener}. */
 export const makeFetchServer: MakeServer = async (settings) => {
   const text = (body: string, init: ResponseInit = {}) =>
     new Response(body, { ...init, headers: { 'Content-Type': 'text/plain; charset=utf-8', ...(init.headers as Record<string, string>) } })
-  const handler = withSession(async (request, session) => {
+  const handler = withFetchSessions(async (request, session) => {
     const url = new URL(request.url)
     const params = url.searchParams
     switch (url.pathname) {
@@ -479,6 +501,8 @@ export const makeFetchServer: MakeServer = async (settings) => {
       case '/redirect':
         session.set('hello', 'world')
         return Response.redirect(new URL('/get?k=hello', url), 302) // immutable headers
+      case '/layer':
+        return text('ok', { status: layer(session, params) })
       default:
         return text('not found', { status: 404 })
     }
@@ -494,5 +518,5 @@ export const servers: ReadonlyArray<readonly [string, MakeServer]> = [
   ['fastify', makeFastifyServer],
   ['koa', makeKoaServer],
   ['hono (@hono/node-server)', makeHonoServer],
-  ['fetch (withSession)', makeFetchServer],
+  ['fetch (withSessions)', makeFetchServer],
 ]

@@ -4,7 +4,7 @@
  */
 import { after, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import type { SessionCache } from '../../src/cache.ts'
+import type { SessionCache } from '../../src/caches/cache.ts'
 
 export interface CacheUnderTest {
   cache: SessionCache

@@ -13,7 +13,7 @@
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import mysql from 'mysql2/promise'
-import { underCI } from './redis.ts'
+import { retryProbe, underCI } from './redis.ts'
 
 export const POSTGRES_URL = process.env.SESSIONKIT_TEST_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/test'
 export const MYSQL_URL = process.env.SESSIONKIT_TEST_MYSQL_URL || 'mysql://root@127.0.0.1:3306/test'
@@ -46,7 +46,7 @@ export function postgresAvailable(): Promise<string | false> {
   pgChecked ??= verdict(
     'PostgreSQL',
     POSTGRES_URL,
-    (async () => {
+    retryProbe(async () => {
       const client = new pg.Client({ connectionString: POSTGRES_URL, connectionTimeoutMillis: PROBE_TIMEOUT_MS })
       client.on('error', () => undefined)
       try {
@@ -55,7 +55,7 @@ export function postgresAvailable(): Promise<string | false> {
       } finally {
         await client.end().catch(() => undefined)
       }
-    })(),
+    }),
   )
   return pgChecked
 }
@@ -65,14 +65,14 @@ export function mysqlAvailable(): Promise<string | false> {
   mysqlChecked ??= verdict(
     'MariaDB/MySQL',
     MYSQL_URL,
-    (async () => {
+    retryProbe(async () => {
       const conn = await mysql.createConnection({ uri: MYSQL_URL, connectTimeout: PROBE_TIMEOUT_MS })
       try {
         await conn.query('SELECT 1')
       } finally {
         await conn.end().catch(() => undefined)
       }
-    })(),
+    }),
   )
   return mysqlChecked
 }

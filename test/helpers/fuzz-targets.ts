@@ -1,5 +1,5 @@
 /**
- * The fuzzing targets of the security checklist (§4 F1–F6), shared by `test/fuzz.test.ts`
+ * The fuzzing targets of the security checklist (§4 F1–F6), shared by `test/system/fuzz.test.ts`
  * (about 1 000 cases each, in `npm test`) and `scripts/fuzz.ts` (100 000 and more, `npm run fuzz`).
  *
  * Every target states the only outcomes allowed — a value or a typed `SessionError` — and
@@ -107,7 +107,7 @@ export function expectedCookieValue(header: string | undefined, name = COOKIE): 
 }
 
 const cookieHeaders: FuzzTarget = {
-  name: 'cookie headers → Sessions.begin/end',
+  name: 'cookie headers → Sessions.start/finish',
   async run(cases, seed, replay) {
     // db on SQLite in memory: a real engine, no files.
     const engine = instrument((context) => createEngine({ ...context.settings, engine: 'db', databaseUrl: 'sqlite::memory:' }, context.codec))
@@ -161,7 +161,7 @@ const cookieHeaders: FuzzTarget = {
         fc.asyncProperty(header, async (h) => {
           let state
           try {
-            state = await sessions.begin(h)
+            state = await sessions.start(h)
           } catch (error) {
             assertTyped(error)
             tally(outcomes, 'typed error')
@@ -181,7 +181,7 @@ const cookieHeaders: FuzzTarget = {
           }
           let decision
           try {
-            decision = await sessions.end(state, 200)
+            decision = await sessions.finish(state, 200)
           } catch (error) {
             assertTyped(error)
             return
@@ -410,11 +410,11 @@ const hostileJsonTarget: FuzzTarget = {
           // Deep values: decoding is the point; their save (a typed error) is a fixed case in fuzz.test.ts.
           if (json.length > 100_000) return
           // The save side: the data as a session, through the middleware: a cookie, or a typed error.
-          const state = await sessions.begin(undefined)
+          const state = await sessions.start(undefined)
           state.session.update(map as Iterable<readonly [string, unknown]>)
           state.session.set('ok', 1)
           try {
-            const decision = await sessions.end(state, 200)
+            const decision = await sessions.finish(state, 200)
             assert.match(decision.setCookie ?? '', /^sessionid=[a-z0-9]{32};/)
             tally(outcomes, 'saved')
           } catch (error) {

@@ -8,11 +8,11 @@
  * real engines are proved by their own suites (`describeEngine`).
  */
 import { createServer, type RequestListener, type Server } from 'node:http'
+import net from 'node:net'
 import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
   CreateError,
@@ -33,6 +33,16 @@ interface Cleanup {
   after(fn: () => unknown): void
 }
 
+/** A free loopback port (for a server of the test's own: redis-server, memcached, a proxy). */
+export async function freePort(): Promise<number> {
+  const server = net.createServer().listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as net.AddressInfo
+  server.close()
+  await once(server, 'close')
+  return port
+}
+
 /** A server listening on 127.0.0.1 on a free port. */
 export interface Running {
   readonly server: Server
@@ -49,7 +59,7 @@ export async function listen(handler: RequestListener, t?: Cleanup): Promise<Run
   const server = createServer(handler)
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
-  const { port } = server.address() as AddressInfo
+  const { port } = server.address() as net.AddressInfo
   let closed: Promise<void> | null = null
   const running: Running = {
     server,

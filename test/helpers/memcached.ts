@@ -7,6 +7,7 @@ import { after } from 'node:test'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import net from 'node:net'
 import { underCI } from './redis.ts'
+import { freePort } from './http.ts'
 
 export const MEMCACHED = process.env['SESSIONKIT_TEST_MEMCACHED'] || '/usr/bin/memcached'
 
@@ -18,17 +19,6 @@ export function memcachedAvailable(): string | false {
   if (underCI()) throw new Error(`${reason}; CI is set, so the Memcached tests must run, not skip`)
   console.warn(`# skipping the Memcached tests: ${reason}`)
   return reason
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
 }
 
 async function answers(port: number): Promise<boolean> {

@@ -38,6 +38,22 @@ export function ping(host: string, port: number, timeoutMs = 1000): Promise<true
   })
 }
 
+/**
+ * Run `probe` until it resolves, at most `attempts` times half a second apart, and settle as its
+ * last try did: a service on a loaded machine answers late, an absent one never answers.
+ */
+export async function retryProbe<T>(probe: () => Promise<T>, ok: (result: T) => boolean = () => true, attempts = 5): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      const result = await probe()
+      if (ok(result) || i >= attempts) return result
+    } catch (error) {
+      if (i >= attempts) throw error
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500))
+  }
+}
+
 let checked: Promise<string | false> | undefined
 
 /**
@@ -45,13 +61,7 @@ let checked: Promise<string | false> | undefined
  * a one-line notice). Under CI an absent Redis throws instead: the test file fails.
  */
 export function redisAvailable(): Promise<string | false> {
-  // Retried: on a loaded machine (or while other suites of the file already run) one second can pass before the connect is even seen.
-  const probe = async (): Promise<true | string> => {
-    let result: true | string = 'not tried'
-    for (let attempt = 0; attempt < 3 && result !== true; attempt++) result = await ping(REDIS_HOST, REDIS_PORT, 2000)
-    return result
-  }
-  checked ??= probe().then((result) => {
+  checked ??= retryProbe(() => ping(REDIS_HOST, REDIS_PORT, 2000), (result) => result === true).then((result) => {
     if (result === true) return false
     const reason = `Redis at ${REDIS_HOST}:${REDIS_PORT} does not answer PING (${result})`
     if (underCI()) throw new Error(`${reason}; CI is set, so the Redis tests must run, not skip`)

@@ -1,7 +1,7 @@
 /**
  * The load and soak harness (issue 8, item 4), shared by `scripts/soak.ts` (60 s × 50
- * connections per engine), `test/soak.test.ts` (a bounded run in `npm test`) and
- * `test/cluster.test.ts` (several app processes sharing Redis and PostgreSQL).
+ * connections per engine), `test/system/soak.test.ts` (a bounded run in `npm test`) and
+ * `test/system/cluster.test.ts` (several app processes sharing Redis and PostgreSQL).
  *
  * - The app under load is an Express app with sessionkit in a **child process** of its own
  *   (this very file, run with `SESSIONKIT_SOAK_APP` set), so that its RSS is measured alone; it

@@ -1,14 +1,14 @@
 /**
- * The example as a Web fetch handler: `withSession(handler, …)`, a route lookup, the
+ * The example as a Web fetch handler: `withSessions(handler, …)`, a route lookup, the
  * session as the handler's second argument. Served on Node by `@hono/node-server`; the
  * same handler runs on `Bun.serve({ fetch })` or `Deno.serve(fetch)`.
  */
 import { getRequestListener } from '@hono/node-server'
-import { withSession } from 'sessionkit/fetch'
+import { withSessions } from 'sessionkit/fetch'
 import { readWebBody, type Mounted, type Site, type SiteRequest } from '../site.js'
 
 export async function mount(site: Site): Promise<Mounted> {
-  const fetch = withSession(async (request, session) => {
+  const fetch = withSessions(async (request, session) => {
     const url = new URL(request.url)
     const route = site.find(request.method, url.pathname)
     if (route === undefined) return new Response('Not Found', { status: 404, headers: { 'Content-Type': 'text/plain; charset=utf-8' } })
